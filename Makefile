@@ -1,0 +1,85 @@
+# cryptocast: `make help` lists the targets. Works with or without `nix develop`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GRAN ?= hour
+DATA ?=
+DATA_DIR ?=
+PAIRS ?=
+PYTHON_BIN ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# ZenML state (local store, artifact store, MLflow tracking DB) lives in the repository,
+# so a clone never touches ~/.config/zenml. Override to use your own ZenML home/server.
+export ZENML_CONFIG_PATH ?= $(CURDIR)/.zenml-home
+export ZENML_ANALYTICS_OPT_IN ?= false
+export ZENML_AUTO_OPEN_DASHBOARD ?= false
+export ZENML_LOGGING_COLORS_DISABLED ?= true
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)")
+
+.PHONY: help install lock setup train train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+install: $(VENV)/.installed ## Build .venv from the committed lockfile (idempotent)
+	@echo "environment ready: $(VENV) ($$($(PY) --version))"
+
+lock: ## Regenerate requirements.lock from pyproject.toml in a scratch venv
+	bash scripts/lock.sh
+
+setup: install ## Initialise ZenML and register the cryptocast stack (idempotent)
+	$(PY) run.py setup
+
+train: setup ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=]
+	$(PY) run.py train $(TRAIN_ARGS)
+
+status: ## What is served, which version, which URL
+	@$(PY) run.py status
+
+predict: ## Forecast from the served model: GRAN=hour PAIR=BTC/USDT [HORIZON=]
+	@$(PY) run.py predict --gran $(GRAN) --pair "$(or $(PAIR),BTC/USDT)" $(if $(HORIZON),--horizon $(HORIZON))
+
+versions: ## Registered MLflow model versions with aliases: GRAN=hour
+	@$(PY) run.py versions --gran $(GRAN)
+
+manifest: ## Show models/<GRAN>_models/manifest.json
+	@$(PY) run.py manifest --gran $(GRAN)
+
+mlflow-ui: ## MLflow tracking UI on http://127.0.0.1:5000 (Ctrl+C stops it)
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(or $(PORT),5000) \
+	  --backend-store-uri "$$($(PY) run.py tracking-uri)"
+
+dashboard: ## ZenML dashboard on http://127.0.0.1:8237 (stop: make dashboard-stop)
+	$(VENV)/bin/zenml login --local --port $(or $(PORT),8237)
+
+dashboard-stop: ## Stop the local ZenML server and dashboard
+	$(VENV)/bin/zenml logout --local
+
+lint: ## ruff check + ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: ## Unit and end-to-end tests with coverage
+	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml
+
+ci: lint test ## What CI runs: lint, then tests
+
+bench: setup ## Timings of the training pipeline vs plain functions -> reports/bench.json
+	$(PY) scripts/bench.py --out reports/bench.json
+
+clean: ## Remove caches and build outputs (keeps .venv, models and ZenML state)
+	rm -rf .pytest_cache .ruff_cache reports/coverage.xml src/*.egg-info

@@ -1,0 +1,1 @@
+"""ZenML pipelines: composition only; the steps live in ``steps/``."""

@@ -1,0 +1,198 @@
+"""Run configuration: one schema for both granularities.
+
+``configs/<gran>.yaml`` is a ZenML run configuration; the pipeline parameter ``config``
+inside it validates against :class:`Settings`. Hour and day differ only in these values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Source = Literal["auto", "binance", "files", "sample"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SampleSettings(_Strict):
+    """Deterministic synthetic candles (the offline default)."""
+
+    seed: int = 7
+    end: datetime = Field(
+        default=datetime.fromisoformat("2026-11-01T00:00:00+00:00"),
+        description="Open time of the last synthetic candle (fixed, so runs are reproducible).",
+    )
+
+
+class DataSettings(_Strict):
+    source: Source = "auto"
+    history: int = Field(gt=0, description="Candles of history to load per pair.")
+    data_dir: Path | None = Field(default=None, description="Directory for source=files.")
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Explicit file name -> pair mapping for source=files; "
+        "otherwise the pair is read from each file's `symbol` column.",
+    )
+    cache_dir: Path = Path("data/cache")
+    exchange: str = "binance"
+    strict: bool = Field(
+        default=False, description="When true, source=auto never falls back to sample data."
+    )
+    retries: int = Field(default=4, ge=0)
+    backoff_s: float = Field(default=1.0, ge=0)
+    page_limit: int = Field(default=1000, gt=0)
+    sample: SampleSettings = SampleSettings()
+
+
+class ValidationSettings(_Strict):
+    duplicate_rel_tolerance: float = Field(
+        default=1e-4,
+        ge=0,
+        description="Duplicate timestamps whose prices differ by at most this relative "
+        "amount are merged (mean); larger differences are violations.",
+    )
+    max_fill_gap: int = Field(
+        default=3, ge=0, description="Gaps of up to this many candles are filled (flat)."
+    )
+    max_abs_log_return: float = Field(
+        default=0.5, gt=0, description="|log(close_t/close_t-1)| above this is a bad print."
+    )
+    min_history: int = Field(gt=0, description="Candles required per pair after repair.")
+    max_staleness: str | None = Field(
+        default=None,
+        description="Pandas offset (e.g. '6h'). Applied to live sources only (binance); "
+        "historical files and sample data are never rejected as stale.",
+    )
+
+    @field_validator("max_staleness")
+    @classmethod
+    def _offset(cls, value: str | None) -> str | None:
+        if value is not None:
+            pd.Timedelta(value)
+        return value
+
+
+class CandidateSpec(_Strict):
+    """One entry of the candidate registry (see cryptocast.forecasting.CANDIDATES)."""
+
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluationSettings(_Strict):
+    window: int = Field(gt=0, description="Most recent candles held out for the backtest.")
+    stride: int = Field(gt=0, description="Candles between two forecast origins.")
+    baseline: str = Field(default="naive", description="Candidate that defines 'naive'.")
+    interval: float = Field(default=0.8, gt=0, lt=1, description="Central interval width.")
+    interval_lookback: int = Field(
+        default=168, gt=1, description="Log returns before the origin used for the band."
+    )
+
+
+class Gates(_Strict):
+    max_mase_ratio: float = Field(
+        default=1.0,
+        gt=0,
+        description="A pair passes when challenger MASE <= this x naive MASE "
+        "(1.0 = at least as good as the random walk).",
+    )
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0,
+        description="Relative MASE improvement over the champion (same window) "
+        "required to promote.",
+    )
+
+
+class DeploySettings(_Strict):
+    model_name: str = Field(description="Registered MLflow model name.")
+    models_dir: Path = Field(description="Where serialized forecasters are written.")
+    serve: bool = True
+    timeout_s: int = Field(default=60, gt=0)
+
+
+class Settings(_Strict):
+    granularity: Literal["hour", "day"]
+    freq: str = Field(description="Pandas frequency of the candles, e.g. '1h' or '1D'.")
+    pairs: list[str] = Field(min_length=1)
+    horizon: int = Field(gt=0)
+    seed: int = 42
+    data: DataSettings
+    validation: ValidationSettings
+    candidates: dict[str, CandidateSpec] = Field(min_length=1)
+    evaluation: EvaluationSettings
+    gates: Gates = Gates()
+    deploy: DeploySettings
+
+    @field_validator("freq")
+    @classmethod
+    def _freq(cls, value: str) -> str:
+        pd.Timedelta(value)
+        return value
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if p.count("/") != 1 or p != p.strip().upper()]
+        if bad:
+            raise ValueError(f"pairs must look like 'BTC/USDT' (upper case, one '/'): {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"pairs must be unique: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.evaluation.baseline not in self.candidates:
+            raise ValueError(
+                f"evaluation.baseline {self.evaluation.baseline!r} is not a candidate "
+                f"(candidates: {sorted(self.candidates)})"
+            )
+        if self.evaluation.window + self.validation.min_history // 2 > self.data.history:
+            raise ValueError("data.history is too short for the evaluation window")
+        if self.data.source == "files" and self.data.data_dir is None:
+            raise ValueError("source 'files' needs data.data_dir (DATA_DIR=...)")
+        return self
+
+    @property
+    def step(self) -> pd.Timedelta:
+        return pd.Timedelta(self.freq)
+
+
+def load_run_config(path: str | Path) -> dict[str, Any]:
+    """Read a ZenML run configuration YAML (``configs/<gran>.yaml``)."""
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    if not isinstance(data, dict) or "config" not in data.get("parameters", {}):
+        raise ValueError(f"{path}: expected a ZenML run config with parameters.config")
+    return data
+
+
+def apply_overrides(
+    raw: dict[str, Any],
+    *,
+    source: str | None = None,
+    data_dir: str | None = None,
+    pairs: list[str] | None = None,
+) -> Settings:
+    """Validate the ``parameters.config`` mapping after command-line overrides.
+
+    ``source='binance'`` implies ``strict`` (no silent fallback to synthetic data).
+    """
+    cfg = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
+    data = cfg.setdefault("data", {})
+    if source:
+        data["source"] = source
+        if source == "binance":
+            data["strict"] = True
+    if data_dir:
+        data["data_dir"] = data_dir
+    if pairs:
+        cfg["pairs"] = list(pairs)
+    return Settings.model_validate(cfg)

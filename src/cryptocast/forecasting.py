@@ -1,0 +1,307 @@
+"""Forecasters: Darts models behind one small ``fit`` / ``predict`` / ``backtest`` API.
+
+Each candidate models one *space* of the close price and maps its output back to prices:
+
+* ``price``      - the model sees prices as they are (the naive last value);
+* ``log_price``  - log prices (drift there is constant geometric growth);
+* ``log_return`` - standardised one-step log returns; forecasts are integrated from the
+  last observed close. Torch networks need this scaling or they diverge.
+
+Intervals: a Gaussian random-walk band, ``point * exp(+-z * sigma * sqrt(k))`` for step
+``k``, where ``sigma`` is the standard deviation of the last ``lookback`` one-step log
+returns before the forecast origin (volatility clusters, so recent beats the training
+window). It is the same rule for every candidate, so coverage compares like with like.
+
+The candidate registry :data:`CANDIDATES` maps a ``kind`` (used in the YAML config) to a
+builder; ``configs/<gran>.yaml`` names the candidates and their parameters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+import weakref
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Built:
+    model: Any  # darts ForecastingModel
+    space: str
+    global_model: bool  # predicts from any history (True) or refits per origin (False)
+
+
+def _naive(params: dict, horizon: int, seed: int) -> Built:
+    from darts.models import NaiveSeasonal
+
+    return Built(NaiveSeasonal(K=1), "price", False)
+
+
+def _drift(params: dict, horizon: int, seed: int) -> Built:
+    from darts.models import NaiveDrift
+
+    return Built(NaiveDrift(), "log_price", False)
+
+
+def _lightgbm(params: dict, horizon: int, seed: int) -> Built:
+    from darts.models import LightGBMModel
+
+    p = {
+        "lags": 48,
+        "output_chunk_length": horizon,
+        "n_estimators": 200,
+        "learning_rate": 0.05,
+        "num_leaves": 15,
+        "verbose": -1,
+        "n_jobs": 2,
+    } | params
+    return Built(LightGBMModel(random_state=seed, **p), "log_return", True)
+
+
+def _quiet_lightning() -> None:
+    """Lightning announces GPUs, TPUs and tips at INFO on every fit: keep logs readable."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def _torch_kwargs(params: dict) -> dict:
+    _quiet_lightning()
+    trainer = {
+        "accelerator": "cpu",
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        "enable_checkpointing": False,
+    }
+    return {"pl_trainer_kwargs": trainer | params.pop("pl_trainer_kwargs", {})}
+
+
+def _nhits(params: dict, horizon: int, seed: int) -> Built:
+    from darts.models import NHiTSModel
+
+    p = {
+        "input_chunk_length": 4 * horizon,
+        "output_chunk_length": horizon,
+        "n_epochs": 3,
+        "batch_size": 256,
+        "num_blocks": 1,
+        "layer_widths": 64,
+    } | dict(params)
+    return Built(NHiTSModel(random_state=seed, **_torch_kwargs(p), **p), "log_return", True)
+
+
+def _tide(params: dict, horizon: int, seed: int) -> Built:
+    from darts.models import TiDEModel
+
+    p = {
+        "input_chunk_length": 4 * horizon,
+        "output_chunk_length": horizon,
+        "n_epochs": 3,
+        "batch_size": 256,
+        "hidden_size": 64,
+    } | dict(params)
+    return Built(TiDEModel(random_state=seed, **_torch_kwargs(p), **p), "log_return", True)
+
+
+CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
+    "naive": _naive,
+    "drift": _drift,
+    "lightgbm": _lightgbm,
+    "nhits": _nhits,
+    "tide": _tide,
+}
+
+
+def _to_darts(values: pd.Series):
+    from darts import TimeSeries
+
+    idx = pd.DatetimeIndex(values.index).tz_convert("UTC").tz_localize(None)
+    return TimeSeries.from_times_and_values(
+        idx, values.to_numpy(dtype="float64"), freq=pd.infer_freq(idx[-3:]) or None
+    )
+
+
+@dataclass
+class Forecaster:
+    """One fitted candidate for one pair."""
+
+    name: str
+    kind: str
+    params: dict
+    horizon: int
+    seed: int
+    model: Any = None
+    space: str = "price"
+    global_model: bool = False
+    state: dict[str, float] = field(default_factory=dict)  # mu, sd of training log returns
+    # checkpoint file of a loaded torch model: Darts only writes one when it still holds
+    # a Lightning trainer, so saving a loaded model again must copy it (see save()).
+    checkpoint: Path | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, name: str, kind: str, params: dict, horizon: int, seed: int) -> Forecaster:
+        if kind not in CANDIDATES:
+            raise KeyError(f"unknown candidate kind {kind!r}; known: {sorted(CANDIDATES)}")
+        built = CANDIDATES[kind](dict(params), horizon, seed)
+        return cls(
+            name, kind, dict(params), horizon, seed, built.model, built.space, built.global_model
+        )
+
+    # -- transforms ---------------------------------------------------------------------
+    def _transform(self, close: pd.Series) -> pd.Series:
+        if self.space == "price":
+            return close
+        logp = np.log(close)
+        if self.space == "log_price":
+            return logp
+        r = logp.diff().dropna()
+        return (r - self.state["mu"]) / self.state["sd"]
+
+    def _to_price(self, values: np.ndarray, last_close: float) -> np.ndarray:
+        if self.space == "price":
+            return values
+        if self.space == "log_price":
+            return np.exp(values)
+        r = values * self.state["sd"] + self.state["mu"]
+        return last_close * np.exp(np.cumsum(r))
+
+    # -- API ------------------------------------------------------------------------------
+    def fit(self, close: pd.Series) -> Forecaster:
+        """Fit on ``close`` (a UTC-indexed Series of close prices, regular frequency)."""
+        r = np.log(close).diff().dropna()
+        self.state = {"mu": float(r.mean()), "sd": float(r.std() or 1.0)}
+        self.model.fit(_to_darts(self._transform(close)))
+        return self
+
+    def predict(self, history: pd.Series, n: int | None = None) -> np.ndarray:
+        """Price path for the ``n`` candles after ``history`` (default: the horizon)."""
+        n = n or self.horizon
+        target = _to_darts(self._transform(history))
+        if self.global_model:
+            out = self.model.predict(n, series=target, verbose=False)
+        else:
+            self.model.fit(target)
+            out = self.model.predict(n, verbose=False)
+        return self._to_price(out.values()[:, 0], float(history.iloc[-1]))
+
+    def backtest(self, close: pd.Series, *, window: int, stride: int) -> pd.DataFrame:
+        """Rolling-origin forecasts over the last ``window`` candles of ``close``.
+
+        Origins are ``stride`` candles apart; each forecast covers ``horizon`` candles and
+        only uses candles before its origin. Returns one row per (origin, step) with
+        ``timestamp, origin, step, forecast, actual``.
+        """
+        target = _to_darts(self._transform(close))
+        start = pd.Timestamp(close.index[len(close) - window]).tz_convert("UTC").tz_localize(None)
+        forecasts = self.model.historical_forecasts(
+            target,
+            start=start,
+            forecast_horizon=self.horizon,
+            stride=stride,
+            retrain=not self.global_model,
+            last_points_only=False,
+            overlap_end=False,
+            verbose=False,
+        )
+        naive_idx = pd.DatetimeIndex(close.index).tz_convert("UTC").tz_localize(None)
+        pos = pd.Series(np.arange(len(close)), index=naive_idx)
+        rows = []
+        for fc in forecasts:
+            first = pos[fc.start_time()]
+            prices = self._to_price(fc.values()[:, 0], float(close.iloc[first - 1]))
+            for k, p in enumerate(prices):
+                rows.append(
+                    (
+                        close.index[first + k],
+                        close.index[first - 1],
+                        k + 1,
+                        p,
+                        float(close.iloc[first + k]),
+                    )
+                )
+        return pd.DataFrame(rows, columns=["timestamp", "origin", "step", "forecast", "actual"])
+
+    # -- persistence: one zip file per forecaster ---------------------------------------
+    def save(self, path: Path) -> Path:
+        """Write the forecaster as one zip file (Darts' own save inside)."""
+        path = Path(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            self.model.save(str(Path(tmp) / "model.pt"))
+            ckpt = Path(tmp) / "model.pt.ckpt"
+            if not ckpt.exists() and self.checkpoint is not None:
+                shutil.copyfile(self.checkpoint, ckpt)
+            meta = {
+                "format": FORMAT_VERSION,
+                "name": self.name,
+                "kind": self.kind,
+                "params": self.params,
+                "horizon": self.horizon,
+                "seed": self.seed,
+                "space": self.space,
+                "global_model": self.global_model,
+                "state": self.state,
+                "model_class": f"{type(self.model).__module__}:{type(self.model).__name__}",
+            }
+            (Path(tmp) / "meta.json").write_text(json.dumps(meta, indent=2))
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+                for f in sorted(Path(tmp).iterdir()):
+                    zf.write(f, f.name)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Forecaster:
+        # The files stay on disk as long as the forecaster lives (see ``checkpoint``).
+        tmp = tempfile.mkdtemp(prefix="cryptocast-model-")
+        with zipfile.ZipFile(path) as zf:
+            zf.extractall(tmp)
+        meta = json.loads((Path(tmp) / "meta.json").read_text())
+        if meta.get("format") != FORMAT_VERSION:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ValueError(f"{path}: forecaster format {meta.get('format')} unsupported")
+        module, _, name = meta["model_class"].partition(":")
+        model_cls = getattr(importlib.import_module(module), name)
+        kwargs = {"map_location": "cpu"} if hasattr(model_cls, "load_from_checkpoint") else {}
+        model = model_cls.load(str(Path(tmp) / "model.pt"), **kwargs)
+        ckpt = Path(tmp) / "model.pt.ckpt"
+        fc = cls(
+            meta["name"],
+            meta["kind"],
+            meta["params"],
+            meta["horizon"],
+            meta["seed"],
+            model,
+            meta["space"],
+            meta["global_model"],
+            meta["state"],
+            checkpoint=ckpt if ckpt.exists() else None,
+        )
+        weakref.finalize(fc, shutil.rmtree, tmp, True)
+        return fc
+
+
+def interval(
+    point: np.ndarray, history: pd.Series, *, width: float, lookback: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds around a price path forecast from the end of ``history``."""
+    sigma = float(np.log(history.iloc[-(lookback + 1) :]).diff().std())
+    z = NormalDist().inv_cdf(0.5 + width / 2)
+    band = np.exp(z * sigma * np.sqrt(np.arange(1, len(point) + 1)))
+    return point / band, point * band

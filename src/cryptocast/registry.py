@@ -1,0 +1,115 @@
+"""MLflow Model Registry operations: versions, the ``champion``/``previous`` aliases,
+and logging a bundle as a pyfunc model. Knows MLflow, not ZenML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import DataType
+
+from cryptocast.bundle import Bundle, load_bundle
+from cryptocast.contracts import REQUEST_EXAMPLE
+
+CHAMPION, PREVIOUS = "champion", "previous"
+SERVING_MODULE = Path(__file__).resolve().parent / "serving" / "model.py"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+SIGNATURE = ModelSignature(
+    inputs=Schema(
+        [ColSpec(DataType.string, "pair"), ColSpec(DataType.long, "horizon", required=False)]
+    ),
+    outputs=Schema(
+        [
+            ColSpec(DataType.string, "pair"),
+            ColSpec(DataType.string, "timestamp"),
+            ColSpec(DataType.long, "step"),
+            ColSpec(DataType.double, "forecast"),
+            ColSpec(DataType.double, "lower"),
+            ColSpec(DataType.double, "upper"),
+            ColSpec(DataType.string, "model_version"),
+        ]
+    ),
+)
+
+
+def client() -> mlflow.MlflowClient:
+    return mlflow.MlflowClient()
+
+
+def alias_version(name: str, alias: str = CHAMPION) -> str | None:
+    """Version number holding ``alias``, or None (also when the model does not exist)."""
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def next_version(name: str) -> str:
+    try:
+        versions = client().search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return "1"
+    return str(max((int(v.version) for v in versions), default=0) + 1)
+
+
+def load_version_bundle(name: str, version: str) -> Bundle:
+    """Download a registered version and load its bundle (to re-score a champion)."""
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
+    return load_bundle(Path(local) / "artifacts" / "bundle")
+
+
+def log_bundle(bundle_dir: Path, *, model_version: str):
+    """Log ``bundle_dir`` as a pyfunc model in the active run (models from code)."""
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(SERVING_MODULE),
+        artifacts={"bundle": str(bundle_dir)},
+        code_paths=[str(PACKAGE_DIR)],
+        signature=SIGNATURE,
+        input_example=REQUEST_EXAMPLE,
+        model_config={"model_version": model_version},
+    )
+
+
+def register(model_uri: str, name: str, *, expected: str, tags: dict[str, str]) -> str:
+    """Register ``model_uri`` as a new version of ``name``; it must get ``expected``."""
+    mv = mlflow.register_model(model_uri, name, tags=tags)
+    if str(mv.version) != expected:
+        raise RuntimeError(
+            f"registry gave {name} version {mv.version}, expected {expected}: another run "
+            "registered a version concurrently; the new version is not promoted"
+        )
+    return str(mv.version)
+
+
+def set_champion(name: str, version: str) -> str | None:
+    """Move ``champion`` to ``version`` and ``previous`` to the old champion; return it."""
+    old = alias_version(name, CHAMPION)
+    c = client()
+    if old is not None and old != version:
+        c.set_registered_model_alias(name, PREVIOUS, old)
+    c.set_registered_model_alias(name, CHAMPION, version)
+    return old
+
+
+def version_table(name: str) -> pd.DataFrame:
+    """Every version with its aliases and tags, newest first."""
+    try:
+        versions = client().search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return pd.DataFrame()
+    rows = [
+        {
+            "version": int(v.version),
+            "aliases": ",".join(v.aliases or []),
+            "run_id": v.run_id,
+            **(v.tags or {}),
+        }
+        for v in versions
+    ]
+    return pd.DataFrame(rows).sort_values("version", ascending=False)

@@ -1,0 +1,1 @@
+"""The MLflow pyfunc that serves a bundle over HTTP (``/invocations``)."""

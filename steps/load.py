@@ -1,0 +1,52 @@
+"""load: candles for every configured pair, from the configured source."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from zenml import get_step_context, step
+
+from cryptocast.config import Settings
+from cryptocast.data.sources import load_ohlcv
+from cryptocast.provenance import run_provenance
+from steps.materializers import HashedFrameMaterializer
+from steps.tracking import flatten, run_metadata, tag_run
+
+
+@step(enable_cache=False, output_materializers={"ohlcv": HashedFrameMaterializer})
+def load(cfg: Settings) -> tuple[Annotated[pd.DataFrame, "ohlcv"], Annotated[dict, "source"]]:
+    loaded = load_ohlcv(cfg)
+    frame = loaded.frame
+    span = frame.groupby("pair")["timestamp"].agg(["min", "max", "count"])
+    source = {
+        "requested": loaded.requested,
+        "used": loaded.source,
+        "fallback": loaded.fallback,
+        "live": loaded.live,
+        "details": loaded.details,
+        "pairs": {
+            p: {"first": str(r["min"]), "last": str(r["max"]), "rows": int(r["count"])}
+            for p, r in span.iterrows()
+        },
+    }
+    prov = run_provenance(frame)
+    mlflow.log_params(flatten(cfg.model_dump(mode="json"), "cfg."))
+    mlflow.log_dict(cfg.model_dump(mode="json"), "config.json")
+    mlflow.log_dict(source, "data/source.json")
+    tag_run(
+        {
+            "granularity": cfg.granularity,
+            "data_source": loaded.source,
+            "data_fallback": str(loaded.fallback).lower(),
+        }
+    )
+    mlflow.set_tags(prov | {"zenml_run_id": str(get_step_context().pipeline_run.id)})
+    run_metadata({"data": source, "provenance": prov})
+    for pair, info in source["pairs"].items():
+        print(
+            f"load: {pair} {info['rows']} candles {info['first']} -> {info['last']} "
+            f"(source {loaded.source})"
+        )
+    return frame, source

@@ -1,0 +1,114 @@
+"""Serving through ZenML's MLflow model deployer (local daemons on 127.0.0.1).
+
+Blue/green: a new version gets a new server; only once it answers are the older servers
+of the same model stopped. If the new one fails to start, the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from zenml.integrations.mlflow.model_deployers import MLFlowModelDeployer
+from zenml.integrations.mlflow.services import MLFlowDeploymentConfig, MLFlowDeploymentService
+
+
+class ServingError(RuntimeError):
+    pass
+
+
+def deployer() -> MLFlowModelDeployer:
+    return MLFlowModelDeployer.get_active_model_deployer()
+
+
+def servers(model_name: str) -> list[MLFlowDeploymentService]:
+    """Every MLflow server ZenML knows for the registered model ``model_name``.
+
+    (``find_model_server(model_name=...)`` matches ZenML Model Control Plane models, not
+    MLflow registry names, so the filter is applied here.)"""
+    found = deployer().find_model_server(service_type=MLFlowDeploymentService.SERVICE_TYPE)
+    return [s for s in found if s.config.model_name == model_name]
+
+
+def service_name(model_name: str, version: str) -> str:
+    """One service per (model, version): deploying v3 never reuses v2's server, and
+    deploying a version that is already served returns that server."""
+    return f"{model_name}-v{version}"
+
+
+def running(model_name: str) -> MLFlowDeploymentService | None:
+    """The server currently answering for ``model_name``, newest version first."""
+    live = [s for s in servers(model_name) if s.is_running]
+    live.sort(key=lambda s: int(s.config.registry_model_version or 0), reverse=True)
+    return live[0] if live else None
+
+
+def smoke_test(url: str, pairs: list[str], timeout_s: float = 10) -> dict[str, Any]:
+    """A forecast request for every pair; raises ServingError unless all are answered."""
+    payload = {"dataframe_records": [{"pair": p, "horizon": 1} for p in pairs]}
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            resp = requests.post(url, json=payload, timeout=5)
+            if resp.status_code == 200:
+                answered = {r["pair"] for r in resp.json()["predictions"]}
+                if answered == set(pairs):
+                    return resp.json()
+                raise ServingError(f"answered for {sorted(answered)}, expected {pairs}")
+            last = ServingError(f"HTTP {resp.status_code}: {resp.text[:300]}")
+        except requests.RequestException as exc:
+            last = exc
+        time.sleep(0.3)
+    raise ServingError(f"{url} did not answer a forecast request: {last}")
+
+
+def start(
+    *,
+    model_name: str,
+    version: str,
+    pairs: list[str],
+    pipeline_name: str,
+    step_name: str,
+    timeout_s: int,
+) -> MLFlowDeploymentService:
+    """Start a server for ``models:/<model_name>/<version>`` and check that it answers."""
+    # MLflow launches `uvicorn` by name: make this interpreter's scripts reachable even
+    # when the virtual environment is not activated (e.g. `.venv/bin/python run.py`).
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    config = MLFlowDeploymentConfig(
+        model_name=model_name,
+        model_uri=f"models:/{model_name}/{version}",
+        registry_model_name=model_name,
+        registry_model_version=str(version),
+        pipeline_name=pipeline_name,
+        pipeline_step_name=step_name,
+        workers=1,
+        timeout=timeout_s,
+        description=f"cryptocast {model_name} v{version}",
+        service_name=service_name(model_name, version),
+    )
+    service = deployer().deploy_model(
+        config=config, service_type=MLFlowDeploymentService.SERVICE_TYPE, timeout=timeout_s
+    )
+    if not service.is_running or not service.prediction_url:
+        raise ServingError(f"server for {model_name} v{version} did not start: {service.status}")
+    smoke_test(service.prediction_url, pairs)
+    return service
+
+
+def retire_others(model_name: str, keep: MLFlowDeploymentService | None) -> list[str]:
+    """Stop and delete every server of ``model_name`` except ``keep``; return versions."""
+    gone = []
+    for svc in servers(model_name):
+        if keep is not None and svc.uuid == keep.uuid:
+            continue
+        deployer().delete_model_server(svc.uuid, force=True)
+        gone.append(str(svc.config.registry_model_version))
+    return gone
