@@ -40,7 +40,7 @@ lock: ## Regenerate requirements.lock from pyproject.toml in a scratch venv
 setup: install ## Initialise ZenML and register the cryptocast stack (idempotent)
 	$(PY) run.py setup
 
-train: setup ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=]
+train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=]
 	$(PY) run.py train $(TRAIN_ARGS)
 
 status: ## What is served, which version, which URL

@@ -73,16 +73,20 @@ def train(gran: str, source: str | None, data_dir: str | None, pairs: str | None
         source = source or "files"
     # fail fast on a bad override, before ZenML starts
     apply_overrides(raw["parameters"]["config"], source=source, data_dir=data_dir, pairs=pair_list)
+    from pipelines.stack import ensure_stack
     from pipelines.training import training
 
     t0 = time.perf_counter()
+    for line in ensure_stack(ROOT):  # `make setup`, in-process (nothing to do when set up)
+        click.echo(f"setup: {line}")
     try:
         training.with_options(config_path=str(_config_path(gran)))(
             source=source, data_dir=data_dir, pairs=pair_list
         )
     except Exception as exc:  # the step already logged details; make the exit loud
         click.secho(
-            f"\ntraining pipeline ({gran}) FAILED after {time.perf_counter() - t0:.1f}s:\n{exc}",
+            f"\ntraining pipeline ({gran}) FAILED after {time.perf_counter() - t0:.1f}s: {exc}"
+            "\n(the failing step's report is printed above)",
             fg="red",
             err=True,
         )

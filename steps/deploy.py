@@ -101,8 +101,7 @@ def deploy(
             )
         publish(staging, cfg.deploy.models_dir)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        shutil.rmtree(staging.parent, ignore_errors=True)
     previous = registry.set_champion(name, version)
     retired = serving.retire_others(name, keep=service) if service else []
     seconds = time.perf_counter() - t0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from zenml.client import Client
 from zenml.integrations.mlflow.model_deployers import MLFlowModelDeployer
 from zenml.integrations.mlflow.services import MLFlowDeploymentConfig, MLFlowDeploymentService
 
@@ -47,8 +48,9 @@ def running(model_name: str) -> MLFlowDeploymentService | None:
     return live[0] if live else None
 
 
-def smoke_test(url: str, pairs: list[str], timeout_s: float = 10) -> dict[str, Any]:
-    """A forecast request for every pair; raises ServingError unless all are answered."""
+def smoke_test(url: str, pairs: list[str], version: str, timeout_s: float = 10) -> dict[str, Any]:
+    """A forecast request for every pair; raises ServingError unless ``version`` answers
+    for all of them."""
     payload = {"dataframe_records": [{"pair": p, "horizon": 1} for p in pairs]}
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
@@ -56,10 +58,15 @@ def smoke_test(url: str, pairs: list[str], timeout_s: float = 10) -> dict[str, A
         try:
             resp = requests.post(url, json=payload, timeout=5)
             if resp.status_code == 200:
-                answered = {r["pair"] for r in resp.json()["predictions"]}
-                if answered == set(pairs):
+                rows = resp.json()["predictions"]
+                answered = {r["pair"] for r in rows}
+                versions = {r["model_version"] for r in rows}
+                if answered == set(pairs) and versions == {str(version)}:
                     return resp.json()
-                raise ServingError(f"answered for {sorted(answered)}, expected {pairs}")
+                raise ServingError(
+                    f"{url} answered for {sorted(answered)} as version(s) {sorted(versions)}, "
+                    f"expected {pairs} as version {version}"
+                )
             last = ServingError(f"HTTP {resp.status_code}: {resp.text[:300]}")
         except requests.RequestException as exc:
             last = exc
@@ -94,12 +101,42 @@ def start(
         description=f"cryptocast {model_name} v{version}",
         service_name=service_name(model_name, version),
     )
-    service = deployer().deploy_model(
-        config=config, service_type=MLFlowDeploymentService.SERVICE_TYPE, timeout=timeout_s
-    )
+    existing = [s for s in servers(model_name) if s.config.registry_model_version == str(version)]
+    if existing and existing[0].is_running:
+        service = existing[0]
+    else:
+        for stale in existing:
+            deployer().delete_model_server(stale.uuid, force=True)
+        service = _create(config, timeout_s)
     if not service.is_running or not service.prediction_url:
         raise ServingError(f"server for {model_name} v{version} did not start: {service.status}")
-    smoke_test(service.prediction_url, pairs)
+    smoke_test(service.prediction_url, pairs, version)
+    return service
+
+
+def _create(config: MLFlowDeploymentConfig, timeout_s: int) -> MLFlowDeploymentService:
+    """What ``BaseModelDeployer.deploy_model`` does, minus its lookup: in ZenML 0.98 that
+    lookup matched v1's server for v2's configuration and returned it instead of starting
+    v2. Servers are matched here by (model, version) instead."""
+    client = Client()
+    response = client.create_service(
+        config=config, service_type=MLFlowDeploymentService.SERVICE_TYPE
+    )
+    try:
+        service = deployer().perform_deploy_model(id=response.id, config=config, timeout=timeout_s)
+    except Exception as exc:
+        client.delete_service(response.id)
+        raise ServingError(f"server for {config.model_uri} failed to start: {exc}") from exc
+    client.update_service(
+        id=service.uuid,
+        name=service.config.service_name,
+        service_source=service.model_dump().get("type"),
+        admin_state=service.admin_state,
+        status=service.status.model_dump(),
+        endpoint=service.endpoint.model_dump() if service.endpoint else None,
+        prediction_url=service.get_prediction_url(),
+        health_check_url=service.get_healthcheck_url(),
+    )
     return service
 
 

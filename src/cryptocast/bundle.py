@@ -130,13 +130,15 @@ def publish(staging: Path, final: Path) -> None:
 
 
 def staging_dir(final: Path) -> Path:
-    """A fresh sibling directory for a bundle about to be published to ``final``."""
+    """A fresh path ``<parent>/.<name>.staging-<pid>/bundle`` for a bundle about to be
+    published to ``final`` (same file system, so :func:`publish` can rename it; the
+    constant last component names the MLflow artefact ``bundle``)."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    path = final.with_name(f".{final.name}.staging-{os.getpid()}")
-    if path.exists():
-        shutil.rmtree(path)
-    return path
+    parent = final.with_name(f".{final.name}.staging-{os.getpid()}")
+    if parent.exists():
+        shutil.rmtree(parent)
+    parent.mkdir(parents=True)
+    return parent / "bundle"
 
 
 def load_bundle(directory: Path) -> Bundle:

@@ -131,11 +131,18 @@ CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
 
 
 def _to_darts(values: pd.Series):
+    """A Darts series on a naive-UTC index with a fixed (Tick) frequency.
+
+    The frequency is given as a Timedelta offset (``24 * Hours`` rather than ``Day``):
+    with pandas 3, ``Day`` is a calendar offset and Darts 0.48's ``Timedelta // freq``
+    fails on it."""
     from darts import TimeSeries
+    from pandas.tseries.frequencies import to_offset
 
     idx = pd.DatetimeIndex(values.index).tz_convert("UTC").tz_localize(None)
+    step = idx[-1] - idx[-2]
     return TimeSeries.from_times_and_values(
-        idx, values.to_numpy(dtype="float64"), freq=pd.infer_freq(idx[-3:]) or None
+        idx, values.to_numpy(dtype="float64"), freq=to_offset(step)
     )
 
 
