@@ -13,7 +13,8 @@ whole picture. Repair rules:
 
 Violation rules: ``missing_values``, ``conflicting_duplicates``, ``irregular_timestamps``,
 ``long_gaps``, ``non_positive_price``, ``ohlc_inconsistent``, ``negative_volume``,
-``implausible_jump``, ``insufficient_history``, ``stale_data`` (live sources only).
+``implausible_jump`` (|log| move close-to-close, open-to-previous-close or open-to-close
+above ``max_abs_log_return``), ``insufficient_history``, ``stale_data`` (live sources only).
 """
 
 from __future__ import annotations
@@ -130,24 +131,22 @@ def _fill_gaps(
     missing = full.difference(pd.DatetimeIndex(g["timestamp"]))
     if missing.empty:
         return g
-    # group consecutive missing stamps into runs
-    run_id = np.cumsum(np.r_[True, np.diff(missing.asi8) != step.value])
-    runs = pd.Series(missing, index=missing).groupby(run_id)
-    lengths = runs.size()
-    long_runs = lengths[lengths > max_gap]
-    if len(long_runs):
-        starts = pd.DatetimeIndex([runs.get_group(i).iloc[0] for i in long_runs.index])
+    # split the missing stamps into runs of consecutive candles
+    breaks = np.flatnonzero(np.diff(missing.asi8) != step.value) + 1
+    runs = [missing[a:b] for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(missing)])]
+    long_runs = [r for r in runs if len(r) > max_gap]
+    if long_runs:
         report.violations.append(
             _finding(
                 "long_gaps",
                 pair,
-                starts,
-                f"{len(long_runs)} gap(s), longest {int(long_runs.max())} candles, "
+                pd.DatetimeIndex([r[0] for r in long_runs]),
+                f"{len(long_runs)} gap(s), longest {max(len(r) for r in long_runs)} candles, "
                 f"max_fill_gap {max_gap}",
             )
         )
-    short = lengths[lengths <= max_gap].index
-    fill_at = pd.DatetimeIndex([t for i in short for t in runs.get_group(i)])
+    short = [r for r in runs if len(r) <= max_gap]
+    fill_at = pd.DatetimeIndex([t for r in short for t in r])
     if len(fill_at):
         report.repairs.append(
             _finding("short_gaps", pair, fill_at, f"{len(short)} gap(s) filled with flat candles")
@@ -174,8 +173,13 @@ def _check_values(
     }
     with np.errstate(divide="ignore", invalid="ignore"):
         prev_close = g["close"].shift()
-        jumps = np.maximum(
-            np.abs(np.log(g["close"] / prev_close)), np.abs(np.log(g["open"] / prev_close))
+        # close and open against the previous close, and open against its own close
+        # (the latter catches a bad print in the very first candle)
+        jumps = np.fmax(
+            np.fmax(
+                np.abs(np.log(g["close"] / prev_close)), np.abs(np.log(g["open"] / prev_close))
+            ),
+            np.abs(np.log(g["open"] / g["close"])),
         )
     checks["implausible_jump"] = jumps > cfg.max_abs_log_return
     for rule, bad in checks.items():

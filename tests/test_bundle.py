@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from cryptocast.bundle import load_bundle, publish, staging_dir, write_bundle
+from cryptocast.forecasting import Forecaster
+from cryptocast.serving.model import CryptocastModel, parse_requests
+
+MANIFEST = {
+    "granularity": "hour",
+    "freq": "1h",
+    "horizon": 6,
+    "interval": 0.8,
+    "interval_lookback": 48,
+    "model_version": "7",
+}
+
+
+@pytest.fixture(scope="module")
+def histories():
+    rng = np.random.default_rng(2)
+    idx = pd.date_range("2024-01-01", periods=300, freq="h", tz="UTC")
+    return {
+        p: pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300))), index=idx)
+        for p in ("BTC/USDT", "ETH/USDT")
+    }
+
+
+def _write(path, histories, version="7"):
+    fcs = {p: Forecaster.build("drift", "drift", {}, 6, 0).fit(h) for p, h in histories.items()}
+    return write_bundle(path, fcs, histories, MANIFEST | {"model_version": version})
+
+
+def test_one_file_per_pair_plus_manifest(tmp_path, histories):
+    d = _write(tmp_path / "b", histories)
+    assert sorted(p.name for p in d.iterdir()) == ["BTC-USDT.zip", "ETH-USDT.zip", "manifest.json"]
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["pairs"]["BTC/USDT"]["candidate"] == "drift"
+    bundle = load_bundle(d)
+    assert bundle.pairs == ["BTC/USDT", "ETH/USDT"]
+    pd.testing.assert_series_equal(
+        bundle.histories["ETH/USDT"], histories["ETH/USDT"], check_names=False, check_freq=False
+    )
+
+
+def test_forecast_frame_contract(tmp_path, histories):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    f = bundle.forecast("BTC/USDT", 3)
+    assert list(f["step"]) == [1, 2, 3]
+    assert f["timestamp"].iloc[0] == histories["BTC/USDT"].index[-1] + pd.Timedelta("1h")
+    assert (f["lower"] < f["forecast"]).all() and (f["forecast"] < f["upper"]).all()
+    assert set(f["model_version"]) == {"7"}
+    with pytest.raises(ValueError, match="exceeds the maximum 6"):
+        bundle.forecast("BTC/USDT", 7)
+    with pytest.raises(KeyError, match="serves"):
+        bundle.forecast("DOGE/USDT")
+
+
+def test_publish_swaps_and_heals_an_interrupted_swap(tmp_path, histories):
+    final = tmp_path / "hour_models"
+    _write(final, histories, "1")
+    staged = _write(staging_dir(final), histories, "2")
+    publish(staged, final)
+    assert load_bundle(final).manifest["model_version"] == "2"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".hour_models.old")) == []
+    # a crash between the two renames: final missing, backup present -> healed on read
+    final.rename(tmp_path / ".hour_models.old")
+    assert load_bundle(final).manifest["model_version"] == "2"
+
+
+class _Ctx:
+    def __init__(self, path, version):
+        self.artifacts = {"bundle": str(path)}
+        self.model_config = {"model_version": version}
+
+
+def test_pyfunc_answers_and_rejects_bad_requests(tmp_path, histories):
+    model = CryptocastModel()
+    model.load_context(_Ctx(_write(tmp_path / "b", histories), "12"))
+    out = model.predict(
+        None, pd.DataFrame([{"pair": "BTC/USDT", "horizon": 2}, {"pair": "ETH/USDT"}])
+    )
+    assert out.groupby("pair").size().to_dict() == {"BTC/USDT": 2, "ETH/USDT": 6}
+    assert set(out["model_version"]) == {"12"}
+    assert out["timestamp"].iloc[0].endswith("Z")
+    for bad, msg in [
+        ({"pair": "DOGE/USDT"}, "unknown pair"),
+        ({"pair": "BTC/USDT", "horizon": 99}, "exceeds"),
+        ({"pair": "BTC/USDT", "horizon": 0}, "positive integer"),
+    ]:
+        with pytest.raises(MlflowException, match=msg) as err:
+            model.predict(None, pd.DataFrame([bad]))
+        assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_parse_requests():
+    assert parse_requests(pd.DataFrame([{"pair": "BTC/USDT", "horizon": 3.0}])) == [("BTC/USDT", 3)]
+    with pytest.raises(ValueError, match="'pair'"):
+        parse_requests(pd.DataFrame([{"horizon": 3}]))

@@ -1,0 +1,225 @@
+"""End to end: the real pipeline on small data in this session's isolated ZenML/MLflow home.
+
+Asserts what a user would check: the MLflow run (metrics, tags, artefacts), the registered
+version and its alias, the files in models/<gran>_models/, and the served endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+SMALL = {
+    "hour": {
+        "history": 1500,
+        "window": 240,
+        "stride": 24,
+        "min_history": 600,
+        "lightgbm": {"lags": 24, "n_estimators": 30, "multi_models": False},
+        "nhits": {"input_chunk_length": 48, "n_epochs": 1},
+    },
+    "day": {
+        "history": 700,
+        "window": 84,
+        "stride": 7,
+        "min_history": 300,
+        "lightgbm": {"lags": 14, "n_estimators": 30, "multi_models": False},
+        "nhits": {"input_chunk_length": 14, "n_epochs": 2},
+    },
+}
+
+
+def small_config(gran: str, tmp: Path, *, serve: bool, **data) -> Path:
+    """configs/<gran>.yaml with small data and fast candidates, written to ``tmp``."""
+    run = yaml.safe_load((ROOT / "configs" / f"{gran}.yaml").read_text())
+    c, s = run["parameters"]["config"], SMALL[gran]
+    c["data"].update({"history": s["history"], "cache_dir": str(tmp / "cache"), **data})
+    c["validation"]["min_history"] = s["min_history"]
+    c["evaluation"].update(window=s["window"], stride=s["stride"])
+    c["candidates"]["lightgbm"]["params"] = s["lightgbm"]
+    c["candidates"]["nhits"]["params"] = s["nhits"]
+    c["gates"]["max_mase_ratio"] = 1.5  # the plumbing is under test here, not the models
+    c["deploy"].update(models_dir=str(tmp / f"{gran}_models"), serve=serve)
+    path = tmp / f"{gran}.yaml"
+    path.write_text(yaml.safe_dump(run))
+    return path
+
+
+def run_pipeline(config_path: Path, **overrides):
+    from pipelines.stack import configure_mlflow
+    from pipelines.training import training
+
+    try:
+        return training.with_options(config_path=str(config_path))(**overrides)
+    finally:
+        configure_mlflow()  # the tracker resets mlflow's URIs after each step
+
+
+@pytest.fixture(scope="module")
+def stack():
+    from pipelines.stack import configure_mlflow, ensure_stack
+
+    ensure_stack(ROOT)
+    assert ensure_stack(ROOT) == []  # idempotent: the second call changes nothing
+    configure_mlflow()
+    yield
+    from steps import serving
+
+    for name in ("cryptocast-hour", "cryptocast-day"):
+        serving.retire_others(name, keep=None)
+
+
+def mlflow_run(zenml_run_id: str, experiment: str):
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=f"tags.zenml_run_id = '{zenml_run_id}'",
+        output_format="list",
+    )
+    assert len(runs) == 1, f"expected one MLflow run for {zenml_run_id}"
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def hour_run(stack, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hour")
+    cfg = small_config("hour", tmp, serve=True, source="sample")
+    return tmp, cfg, run_pipeline(cfg)
+
+
+def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
+    import mlflow
+
+    from cryptocast import registry
+    from steps import serving
+
+    tmp, _, run = hour_run
+    assert run.status.value == "completed"
+    r = mlflow_run(str(run.id), "cryptocast-hour")
+    assert r.data.tags["decision"] == "promote"
+    assert r.data.tags["data_source"] == "sample"
+    for key in ("git_commit", "lockfile_sha256", "data_fingerprint", "code_fingerprint"):
+        assert r.data.tags[key]
+    assert {
+        "mase.BTC-USDT.naive",
+        "smape.ETH-USDT.nhits",
+        "mae.BTC-USDT.lightgbm",
+        "coverage.ETH-USDT.drift",
+    } <= set(r.data.metrics)
+    assert r.data.params["cfg.horizon"] == "24"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(r.info.run_id)}
+    assert {"plots", "decision.json", "validation", "config.json", "data"} <= artifacts
+    plots = mlflow.MlflowClient().list_artifacts(r.info.run_id, "plots")
+    assert {Path(p.path).name for p in plots} == {
+        "forecast_vs_actual_BTC-USDT.png",
+        "forecast_vs_actual_ETH-USDT.png",
+    }
+
+    assert registry.alias_version("cryptocast-hour") == "1"
+    mv = mlflow.MlflowClient().get_model_version("cryptocast-hour", "1")
+    assert mv.run_id == r.info.run_id and mv.tags["zenml_run_id"] == str(run.id)
+
+    manifest = json.loads((tmp / "hour_models" / "manifest.json").read_text())
+    assert manifest["model_version"] == "1" and set(manifest["pairs"]) == {"BTC/USDT", "ETH/USDT"}
+    assert (tmp / "hour_models" / "BTC-USDT.zip").exists()
+
+    svc = serving.running("cryptocast-hour")
+    assert svc is not None and svc.prediction_url.startswith("http://127.0.0.1:")
+    resp = requests.post(
+        svc.prediction_url,
+        timeout=30,
+        json={
+            "dataframe_records": [
+                {"pair": "BTC/USDT", "horizon": 24},
+                {"pair": "ETH/USDT", "horizon": 3},
+            ]
+        },
+    )
+    assert resp.status_code == 200
+    rows = resp.json()["predictions"]
+    assert [r["pair"] for r in rows].count("BTC/USDT") == 24 and len(rows) == 27
+    assert {r["model_version"] for r in rows} == {"1"}
+    bad = requests.post(
+        svc.prediction_url, timeout=30, json={"dataframe_records": [{"pair": "DOGE/USDT"}]}
+    )
+    assert bad.status_code == 400 and "unknown pair" in bad.json()["message"]
+
+
+def test_second_run_is_cached_and_keeps_the_champion(hour_run):
+    from zenml.client import Client
+
+    from cryptocast import registry
+    from steps import serving
+
+    _, cfg, _ = hour_run
+    before = serving.running("cryptocast-hour").prediction_url
+    run = run_pipeline(cfg)
+    steps = Client().get_pipeline_run(run.id).steps
+    assert steps["validate"].status.value == "cached"
+    assert steps["train"].status.value == "cached"
+    assert steps["evaluate"].status.value == "completed"  # the champion is re-scored
+    assert mlflow_run(str(run.id), "cryptocast-hour").data.tags["decision"] == "keep"
+    assert registry.alias_version("cryptocast-hour") == "1"
+    assert serving.running("cryptocast-hour").prediction_url == before
+
+
+@pytest.mark.realdata
+def test_corrupted_file_fails_and_changes_nothing(hour_run, shared_data, tmp_path):
+    from cryptocast import registry
+    from steps import serving
+
+    tmp, _, _ = hour_run
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("Binance_BTCUSDT_1h.csv", "Binance_ETHUSDT_1h.csv"):
+        shutil.copy(shared_data / name, bad / name)
+    lines = (bad / "Binance_ETHUSDT_1h.csv").read_text().splitlines()
+    fields = lines[50].split(",")
+    fields[6] = "-1"  # a negative close
+    lines[50] = ",".join(fields)
+    del lines[100:110]  # a ten-hour hole
+    (bad / "Binance_ETHUSDT_1h.csv").write_text("\n".join(lines) + "\n")
+    manifest_before = (tmp / "hour_models" / "manifest.json").read_text()
+    url_before = serving.running("cryptocast-hour").prediction_url
+
+    cfg = small_config("hour", tmp, serve=True, source="files", data_dir=str(bad))
+    with pytest.raises(RuntimeError, match="validate"):
+        run_pipeline(cfg)
+    assert registry.alias_version("cryptocast-hour") == "1"
+    assert (tmp / "hour_models" / "manifest.json").read_text() == manifest_before
+    assert serving.running("cryptocast-hour").prediction_url == url_before
+
+
+def test_day_pipeline_on_sample_data(stack, tmp_path):
+    import mlflow
+
+    from cryptocast import registry
+
+    run = run_pipeline(small_config("day", tmp_path, serve=False, source="sample"))
+    r = mlflow_run(str(run.id), "cryptocast-day")
+    assert r.data.tags["granularity"] == "day"
+    assert registry.alias_version("cryptocast-day") is not None
+    manifest = json.loads((tmp_path / "day_models" / "manifest.json").read_text())
+    assert manifest["freq"] == "1D" and manifest["horizon"] == 7
+    assert mlflow.MlflowClient().get_registered_model("cryptocast-day").name == "cryptocast-day"
+
+
+@pytest.mark.realdata
+def test_real_files_end_to_end(stack, shared_data, tmp_path):
+    cfg = small_config(
+        "hour", tmp_path, serve=False, source="files", data_dir=str(shared_data), history=2500
+    )
+    run = run_pipeline(cfg, pairs=["BTC/USDT", "ETH/USDT"])
+    r = mlflow_run(str(run.id), "cryptocast-hour")
+    assert r.data.tags["data_source"] == "files"
+    assert r.data.tags["decision"] in {"promote", "keep"}

@@ -1,0 +1,58 @@
+import ccxt
+import pandas as pd
+import pytest
+
+from cryptocast.config import apply_overrides
+from cryptocast.data.binance import SourceUnavailable
+from cryptocast.data.sources import load_ohlcv, trim_history
+from tests.conftest import make_ohlcv, raw_config
+
+
+class Offline:
+    calls = 0
+
+    def fetch_ohlcv(self, *args, **kwargs):
+        Offline.calls += 1
+        raise ccxt.NetworkError("getaddrinfo failed")
+
+
+def _cfg(**over):
+    raw = raw_config("hour")
+    raw["data"]["history"] = 3000
+    raw["data"]["cache_dir"] = "/tmp/cryptocast-test-cache"
+    return apply_overrides(raw, **over)
+
+
+def test_auto_falls_back_to_sample_without_retrying(caplog):
+    Offline.calls = 0
+    loaded = load_ohlcv(_cfg(), exchange_factory=lambda name: Offline())
+    assert loaded.fallback and loaded.source == "sample" and loaded.requested == "auto"
+    assert Offline.calls == 1  # offline machines do not wait for backoff
+    assert "FALLING BACK" in caplog.text
+    assert set(loaded.frame["pair"]) == {"BTC/USDT", "ETH/USDT"}
+    assert loaded.frame.groupby("pair").size().eq(3000).all()
+
+
+def test_binance_source_never_falls_back():
+    cfg = _cfg(source="binance")
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"backoff_s": 0})})
+    with pytest.raises(SourceUnavailable):
+        load_ohlcv(cfg, exchange_factory=lambda name: Offline())
+
+
+def test_strict_auto_never_falls_back():
+    raw = raw_config("hour")
+    raw["data"].update(strict=True, backoff_s=0, retries=1, cache_dir="/tmp/cryptocast-test-c")
+    with pytest.raises(SourceUnavailable):
+        load_ohlcv(apply_overrides(raw), exchange_factory=lambda name: Offline())
+
+
+def test_sample_source_is_not_live():
+    loaded = load_ohlcv(_cfg(source="sample"))
+    assert not loaded.live and not loaded.fallback
+
+
+def test_trim_history_per_pair():
+    df = pd.concat([make_ohlcv("BTC/USDT", periods=50), make_ohlcv("ETH/USDT", periods=30)])
+    out = trim_history(df, 10, "1h")
+    assert out.groupby("pair").size().to_dict() == {"BTC/USDT": 10, "ETH/USDT": 10}
