@@ -17,7 +17,8 @@ export ZENML_AUTO_OPEN_DASHBOARD ?= false
 export ZENML_LOGGING_COLORS_DISABLED ?= true
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)")
+CONFIG ?=
+TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG))
 
 .PHONY: help install lock setup train train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
 
@@ -40,7 +41,7 @@ lock: ## Regenerate requirements.lock from pyproject.toml in a scratch venv
 setup: install ## Initialise ZenML and register the cryptocast stack (idempotent)
 	$(PY) run.py setup
 
-train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=]
+train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=] [CONFIG=]
 	$(PY) run.py train $(TRAIN_ARGS)
 
 status: ## What is served, which version, which URL

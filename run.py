@@ -18,13 +18,15 @@ os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
 os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
 
 
-def _config_path(gran: str) -> Path:
-    return ROOT / "configs" / f"{gran}.yaml"
+def _config_path(gran: str, config: str | None = None) -> Path:
+    return Path(config).resolve() if config else ROOT / "configs" / f"{gran}.yaml"
 
 
-def _mlflow() -> None:
-    from pipelines.stack import configure_mlflow
+def _stack() -> None:
+    """Make sure the cryptocast stack is active and point mlflow at its stores."""
+    from pipelines.stack import configure_mlflow, ensure_stack
 
+    ensure_stack()
     configure_mlflow()
 
 
@@ -45,7 +47,7 @@ def setup() -> None:
     """Initialise ZenML and register/activate the cryptocast stack (idempotent)."""
     from pipelines.stack import ensure_stack
 
-    done = ensure_stack(ROOT)
+    done = ensure_stack()
     click.echo(
         "\n".join(done) if done else "ZenML stack 'cryptocast' already set up; nothing to do"
     )
@@ -62,11 +64,15 @@ def setup() -> None:
 )
 @click.option("--data-dir", default=None, help="Directory of CSV/Parquet files (DATA=files).")
 @click.option("--pairs", default=None, help='Space-separated pairs, e.g. "BTC/USDT ETH/USDT".')
-def train(gran: str, source: str | None, data_dir: str | None, pairs: str | None) -> None:
+@click.option("--config", default=None, help="Run configuration (default configs/<gran>.yaml).")
+def train(
+    gran: str, source: str | None, data_dir: str | None, pairs: str | None, config: str | None
+) -> None:
     """Run load -> validate -> train -> evaluate -> deploy for one granularity."""
     from cryptocast.config import apply_overrides, load_run_config
 
-    raw = load_run_config(_config_path(gran))
+    config_path = _config_path(gran, config)
+    raw = load_run_config(config_path)
     pair_list = pairs.split() if pairs else None
     if data_dir:
         data_dir = str(Path(data_dir).resolve())
@@ -77,10 +83,10 @@ def train(gran: str, source: str | None, data_dir: str | None, pairs: str | None
     from pipelines.training import training
 
     t0 = time.perf_counter()
-    for line in ensure_stack(ROOT):  # `make setup`, in-process (nothing to do when set up)
+    for line in ensure_stack():  # `make setup`, in-process (nothing to do when set up)
         click.echo(f"setup: {line}")
     try:
-        training.with_options(config_path=str(_config_path(gran)))(
+        training.with_options(config_path=str(config_path))(
             source=source, data_dir=data_dir, pairs=pair_list
         )
     except Exception as exc:  # the step already logged details; make the exit loud
@@ -102,7 +108,7 @@ def status() -> None:
     from cryptocast import registry
     from steps import serving
 
-    _mlflow()
+    _stack()
     for gran in GRANULARITIES:
         name = _settings(gran).deploy.model_name
         champion = registry.alias_version(name)
@@ -123,19 +129,20 @@ def status() -> None:
 def predict(gran: str, pair: str, horizon: int | None) -> None:
     """Ask the served champion for a forecast and print it as a table."""
     import pandas as pd
-    import requests
 
+    from cryptocast.serving.client import ServingError, forecast
     from steps import serving
 
+    _stack()
     name = _settings(gran).deploy.model_name
     svc = serving.running(name)
     if svc is None:
         raise click.ClickException(f"nothing serves {name}; run `make train GRAN={gran}` first")
     record = {"pair": pair} | ({"horizon": horizon} if horizon else {})
-    resp = requests.post(svc.prediction_url, json={"dataframe_records": [record]}, timeout=30)
-    if resp.status_code != 200:
-        raise click.ClickException(f"HTTP {resp.status_code}: {resp.text}")
-    table = pd.DataFrame(resp.json()["predictions"])
+    try:
+        table = pd.DataFrame(forecast(svc.prediction_url, [record]))
+    except ServingError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"POST {svc.prediction_url}\n{table.to_string(index=False)}")
 
 
@@ -153,7 +160,7 @@ def versions(gran: str) -> None:
     """Registered model versions with aliases and tags."""
     from cryptocast import registry
 
-    _mlflow()
+    _stack()
     table = registry.version_table(_settings(gran).deploy.model_name)
     click.echo(table.to_string(index=False) if len(table) else "no registered versions")
 

@@ -1,1 +1,13 @@
-"""ZenML pipelines: composition only; the steps live in ``steps/``."""
+"""ZenML pipelines: composition only; the steps live in ``steps/``.
+
+The repository root is ZenML's source root. We do not run ``zenml init``: its ``.zen``
+marker stores the *active stack* in the repository, shared by every ZenML home, so the
+tests' isolated home would switch the developer's stack (seen with ZenML 0.98).
+"""
+
+from pathlib import Path
+
+from zenml.utils.source_utils import set_custom_source_root
+
+ROOT = Path(__file__).resolve().parent.parent
+set_custom_source_root(str(ROOT))

@@ -1,12 +1,10 @@
-"""``make setup``: initialise ZenML and register the cryptocast stack (idempotent).
+"""``make setup``: create the ZenML store and register the cryptocast stack (idempotent).
 
 Stack ``cryptocast`` = default orchestrator + default artifact store + MLflow experiment
 tracker + MLflow model deployer + MLflow model registry. Running it again changes nothing.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from zenml.client import Client
 from zenml.enums import StackComponentType
@@ -19,12 +17,12 @@ COMPONENTS = {
 }
 
 
-def ensure_stack(root: Path) -> list[str]:
-    """Create what is missing and activate the stack; return what was done."""
+def ensure_stack() -> list[str]:
+    """Create what is missing and activate the stack; return what was done.
+
+    The first call in a new ZenML home (``ZENML_CONFIG_PATH``) also creates its local
+    store."""
     done: list[str] = []
-    if not (root / ".zen").exists():
-        Client.initialize(root=root)
-        done.append(f"initialised ZenML repository at {root}")
     client = Client()
     for ctype, name in COMPONENTS.items():
         existing = client.list_stack_components(type=ctype, name=name)

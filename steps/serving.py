@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-import requests
 from zenml.client import Client
 from zenml.integrations.mlflow.model_deployers import MLFlowModelDeployer
 from zenml.integrations.mlflow.services import MLFlowDeploymentConfig, MLFlowDeploymentService
 
-
-class ServingError(RuntimeError):
-    pass
+from cryptocast.serving.client import ServingError, wait_until_serving
 
 
 def deployer() -> MLFlowModelDeployer:
@@ -46,32 +41,6 @@ def running(model_name: str) -> MLFlowDeploymentService | None:
     live = [s for s in servers(model_name) if s.is_running]
     live.sort(key=lambda s: int(s.config.registry_model_version or 0), reverse=True)
     return live[0] if live else None
-
-
-def smoke_test(url: str, pairs: list[str], version: str, timeout_s: float = 10) -> dict[str, Any]:
-    """A forecast request for every pair; raises ServingError unless ``version`` answers
-    for all of them."""
-    payload = {"dataframe_records": [{"pair": p, "horizon": 1} for p in pairs]}
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            resp = requests.post(url, json=payload, timeout=5)
-            if resp.status_code == 200:
-                rows = resp.json()["predictions"]
-                answered = {r["pair"] for r in rows}
-                versions = {r["model_version"] for r in rows}
-                if answered == set(pairs) and versions == {str(version)}:
-                    return resp.json()
-                raise ServingError(
-                    f"{url} answered for {sorted(answered)} as version(s) {sorted(versions)}, "
-                    f"expected {pairs} as version {version}"
-                )
-            last = ServingError(f"HTTP {resp.status_code}: {resp.text[:300]}")
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(0.3)
-    raise ServingError(f"{url} did not answer a forecast request: {last}")
 
 
 def start(
@@ -110,7 +79,7 @@ def start(
         service = _create(config, timeout_s)
     if not service.is_running or not service.prediction_url:
         raise ServingError(f"server for {model_name} v{version} did not start: {service.status}")
-    smoke_test(service.prediction_url, pairs, version)
+    wait_until_serving(service.prediction_url, pairs, version, timeout_s=30)
     return service
 
 

@@ -51,7 +51,8 @@ def test_forecast_frame_contract(tmp_path, histories):
     f = bundle.forecast("BTC/USDT", 3)
     assert list(f["step"]) == [1, 2, 3]
     assert f["timestamp"].iloc[0] == histories["BTC/USDT"].index[-1] + pd.Timedelta("1h")
-    assert (f["lower"] < f["forecast"]).all() and (f["forecast"] < f["upper"]).all()
+    assert (f["lower"] < f["forecast"]).all()
+    assert (f["forecast"] < f["upper"]).all()
     assert set(f["model_version"]) == {"7"}
     with pytest.raises(ValueError, match="exceeds the maximum 6"):
         bundle.forecast("BTC/USDT", 7)

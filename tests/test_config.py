@@ -33,10 +33,12 @@ def test_hour_and_day_differ_only_in_values():
 
 def test_overrides_and_binance_implies_strict():
     cfg = apply_overrides(raw_config("hour"), source="binance", pairs=["SOL/USDT"])
-    assert cfg.data.source == "binance" and cfg.data.strict is True
+    assert cfg.data.source == "binance"
+    assert cfg.data.strict is True
     assert cfg.pairs == ["SOL/USDT"]
     cfg = apply_overrides(raw_config("hour"), source="files", data_dir="/tmp/x")
-    assert str(cfg.data.data_dir) == "/tmp/x" and cfg.data.strict is False
+    assert str(cfg.data.data_dir) == "/tmp/x"
+    assert cfg.data.strict is False
 
 
 @pytest.mark.parametrize("pairs", [["btc/usdt"], ["BTCUSDT"], ["BTC/USDT", "BTC/USDT"]])

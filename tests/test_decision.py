@@ -42,15 +42,18 @@ def test_pair_worse_than_naive_serves_naive():
     d = decide(s, baseline="naive", gates=GATES, granularity="hour")
     assert d.action == "promote"
     eth = next(p for p in d.pairs if p.pair == "ETH/USDT")
-    assert eth.challenger == "naive" and not eth.passed_gate
-    assert eth.mase == 2.0 and eth.mase_ratio == pytest.approx(1.01)
+    assert eth.challenger == "naive"
+    assert not eth.passed_gate
+    assert eth.mase == 2.0
+    assert eth.mase_ratio == pytest.approx(1.01)
     assert any("serving the naive" in r for r in eth.reasons)
 
 
 def test_reject_when_no_pair_beats_naive():
     s = scores(BTC={"naive": 1.0, "lgbm": 1.2}, ETH={"naive": 2.0, "lgbm": 2.5})
     d = decide(s, baseline="naive", gates=GATES, granularity="day")
-    assert d.action == "reject" and not d.any_pair_passed
+    assert d.action == "reject"
+    assert not d.any_pair_passed
 
 
 def test_gate_tolerance_is_configurable():
@@ -109,9 +112,12 @@ def test_champion_missing_a_pair_is_replaced():
         champion=champ(BTC=0.5),
         champion_version="2",
     )
-    assert d.action == "promote" and "does not serve ['ETH/USDT']" in d.reasons[0]
+    assert d.action == "promote"
+    assert "does not serve ['ETH/USDT']" in d.reasons[0]
 
 
 def test_summary_mentions_every_pair():
     text = decide(S, baseline="naive", gates=GATES, granularity="hour").summary()
-    assert "PROMOTE" in text and "BTC/USDT" in text and "ETH/USDT" in text
+    assert "PROMOTE" in text
+    assert "BTC/USDT" in text
+    assert "ETH/USDT" in text

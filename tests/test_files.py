@@ -34,7 +34,8 @@ def test_canonical_csv_with_explicit_mapping(tmp_path: Path):
     scan = read_directory(
         tmp_path, pairs=["ETH/USDT"], freq="1h", mapping={"warehouse_export.csv": "ETH/USDT"}
     )
-    assert set(scan.frame["pair"]) == {"ETH/USDT"} and len(scan.frame) == 10
+    assert set(scan.frame["pair"]) == {"ETH/USDT"}
+    assert len(scan.frame) == 10
 
 
 def test_parquet_with_pair_column(tmp_path: Path):
@@ -45,7 +46,7 @@ def test_parquet_with_pair_column(tmp_path: Path):
 
 def test_pair_is_never_guessed_from_the_file_name(tmp_path: Path):
     make_ohlcv(periods=5).drop(columns="pair").to_csv(tmp_path / "BTCUSDT.csv", index=False)
-    with pytest.raises(FileSourceError, match="data.files"):
+    with pytest.raises(FileSourceError, match=r"data\.files"):
         read_directory(tmp_path, pairs=["BTC/USDT"], freq="1h")
 
 

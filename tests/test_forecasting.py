@@ -34,9 +34,12 @@ def test_unknown_kind():
 def test_fit_predict_backtest_and_round_trip(kind, close, tmp_path):
     fc = Forecaster.build(kind, kind, FAST[kind], 6, 42).fit(close.iloc[:-48])
     path = fc.predict(close.iloc[:-48])
-    assert path.shape == (6,) and np.isfinite(path).all() and (path > 0).all()
+    assert path.shape == (6,)
+    assert np.isfinite(path).all()
+    assert (path > 0).all()
     bt = fc.backtest(close, window=48, stride=6)
-    assert bt["origin"].nunique() == 8 and len(bt) == 48
+    assert bt["origin"].nunique() == 8
+    assert len(bt) == 48
     # a forecast only uses candles before its origin
     assert (bt["timestamp"] > bt["origin"]).all()
     assert bt["actual"].tolist() == close.iloc[-48:].tolist()
@@ -55,7 +58,8 @@ def test_naive_backtest_is_the_last_close(close):
 def test_interval_widens_with_the_horizon(close):
     point = np.full(5, 100.0)
     lo, hi = interval(point, close, width=0.8, lookback=100)
-    assert (lo < point).all() and (hi > point).all()
+    assert (lo < point).all()
+    assert (hi > point).all()
     assert np.all(np.diff(hi - lo) > 0)
     sigma = np.log(close.iloc[-101:]).diff().std()
     assert hi[0] == pytest.approx(100 * np.exp(1.2815515655 * sigma), rel=1e-6)

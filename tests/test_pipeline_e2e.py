@@ -68,8 +68,8 @@ def run_pipeline(config_path: Path, **overrides):
 def stack():
     from pipelines.stack import configure_mlflow, ensure_stack
 
-    ensure_stack(ROOT)
-    assert ensure_stack(ROOT) == []  # idempotent: the second call changes nothing
+    ensure_stack()
+    assert ensure_stack() == []  # idempotent: the second call changes nothing
     configure_mlflow()
     yield
     from steps import serving
@@ -127,14 +127,17 @@ def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
 
     assert registry.alias_version("cryptocast-hour") == "1"
     mv = mlflow.MlflowClient().get_model_version("cryptocast-hour", "1")
-    assert mv.run_id == r.info.run_id and mv.tags["zenml_run_id"] == str(run.id)
+    assert mv.run_id == r.info.run_id
+    assert mv.tags["zenml_run_id"] == str(run.id)
 
     manifest = json.loads((tmp / "hour_models" / "manifest.json").read_text())
-    assert manifest["model_version"] == "1" and set(manifest["pairs"]) == {"BTC/USDT", "ETH/USDT"}
+    assert manifest["model_version"] == "1"
+    assert set(manifest["pairs"]) == {"BTC/USDT", "ETH/USDT"}
     assert (tmp / "hour_models" / "BTC-USDT.zip").exists()
 
     svc = serving.running("cryptocast-hour")
-    assert svc is not None and svc.prediction_url.startswith("http://127.0.0.1:")
+    assert svc is not None
+    assert svc.prediction_url.startswith("http://127.0.0.1:")
     resp = requests.post(
         svc.prediction_url,
         timeout=30,
@@ -147,12 +150,14 @@ def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
     )
     assert resp.status_code == 200
     rows = resp.json()["predictions"]
-    assert [r["pair"] for r in rows].count("BTC/USDT") == 24 and len(rows) == 27
+    assert [r["pair"] for r in rows].count("BTC/USDT") == 24
+    assert len(rows) == 27
     assert {r["model_version"] for r in rows} == {"1"}
     bad = requests.post(
         svc.prediction_url, timeout=30, json={"dataframe_records": [{"pair": "DOGE/USDT"}]}
     )
-    assert bad.status_code == 400 and "unknown pair" in bad.json()["message"]
+    assert bad.status_code == 400
+    assert "unknown pair" in bad.json()["message"]
 
 
 def test_second_run_is_cached_and_keeps_the_champion(hour_run):
@@ -210,7 +215,8 @@ def test_day_pipeline_on_sample_data(stack, tmp_path):
     assert r.data.tags["granularity"] == "day"
     assert registry.alias_version("cryptocast-day") is not None
     manifest = json.loads((tmp_path / "day_models" / "manifest.json").read_text())
-    assert manifest["freq"] == "1D" and manifest["horizon"] == 7
+    assert manifest["freq"] == "1D"
+    assert manifest["horizon"] == 7
     assert mlflow.MlflowClient().get_registered_model("cryptocast-day").name == "cryptocast-day"
 
 

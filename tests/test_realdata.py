@@ -19,7 +19,8 @@ def test_real_files_pass_after_repair(gran, shared_data):
         pairs=["BTC/USDT", "ETH/USDT", "BNB/USDT"],
     )
     loaded = load_ohlcv(cfg)
-    assert loaded.source == "files" and not loaded.live
+    assert loaded.source == "files"
+    assert not loaded.live
     clean, report = validate(loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
     assert report.ok
     # the two collection methods' overlap is resolved on purpose, and reported

@@ -26,7 +26,9 @@ def _cfg(**over):
 def test_auto_falls_back_to_sample_without_retrying(caplog):
     Offline.calls = 0
     loaded = load_ohlcv(_cfg(), exchange_factory=lambda name: Offline())
-    assert loaded.fallback and loaded.source == "sample" and loaded.requested == "auto"
+    assert loaded.fallback
+    assert loaded.source == "sample"
+    assert loaded.requested == "auto"
     assert Offline.calls == 1  # offline machines do not wait for backoff
     assert "FALLING BACK" in caplog.text
     assert set(loaded.frame["pair"]) == {"BTC/USDT", "ETH/USDT"}
@@ -49,7 +51,8 @@ def test_strict_auto_never_falls_back():
 
 def test_sample_source_is_not_live():
     loaded = load_ohlcv(_cfg(source="sample"))
-    assert not loaded.live and not loaded.fallback
+    assert not loaded.live
+    assert not loaded.fallback
 
 
 def test_trim_history_per_pair():

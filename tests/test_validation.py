@@ -30,7 +30,8 @@ def violations(df, **kw):
 def test_clean_frame_passes_untouched():
     df = make_ohlcv(periods=100)
     clean, report = run(df)
-    assert report.ok and not report.repairs
+    assert report.ok
+    assert not report.repairs
     assert len(clean) == 100
 
 
@@ -39,7 +40,8 @@ def test_exact_duplicates_dropped():
     df = pd.concat([df, df.iloc[[10, 20]]])
     clean, report = run(df)
     assert [r.rule for r in report.repairs] == ["exact_duplicates"]
-    assert report.repairs[0].count == 2 and len(clean) == 100
+    assert report.repairs[0].count == 2
+    assert len(clean) == 100
 
 
 def test_near_duplicates_merged_to_mean():
@@ -58,7 +60,7 @@ def test_conflicting_duplicates():
     df = make_ohlcv(periods=100)
     twin = df.iloc[[30]].copy()
     twin[["open", "high", "low", "close"]] *= 1.01
-    rules, msg = violations(pd.concat([df, twin]))
+    rules, _msg = violations(pd.concat([df, twin]))
     assert rules["conflicting_duplicates"].first == [
         df["timestamp"].iloc[30].strftime("%Y-%m-%d %H:%M")
     ]

@@ -63,17 +63,21 @@ def load_version_bundle(name: str, version: str) -> Bundle:
     return load_bundle(Path(local) / "artifacts" / "bundle")
 
 
+def pyfunc_spec(bundle_dir: Path, model_version: str) -> dict:
+    """How a bundle becomes an MLflow pyfunc (models from code, with its own source)."""
+    return {
+        "python_model": str(SERVING_MODULE),
+        "artifacts": {"bundle": str(bundle_dir)},
+        "code_paths": [str(PACKAGE_DIR)],
+        "signature": SIGNATURE,
+        "input_example": REQUEST_EXAMPLE,
+        "model_config": {"model_version": model_version},
+    }
+
+
 def log_bundle(bundle_dir: Path, *, model_version: str):
-    """Log ``bundle_dir`` as a pyfunc model in the active run (models from code)."""
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(SERVING_MODULE),
-        artifacts={"bundle": str(bundle_dir)},
-        code_paths=[str(PACKAGE_DIR)],
-        signature=SIGNATURE,
-        input_example=REQUEST_EXAMPLE,
-        model_config={"model_version": model_version},
-    )
+    """Log ``bundle_dir`` as a pyfunc model in the active run."""
+    return mlflow.pyfunc.log_model(name="model", **pyfunc_spec(bundle_dir, model_version))
 
 
 def register(model_uri: str, name: str, *, expected: str, tags: dict[str, str]) -> str:

@@ -133,7 +133,9 @@ def _fill_gaps(
         return g
     # split the missing stamps into runs of consecutive candles
     breaks = np.flatnonzero(np.diff(missing.asi8) != step.value) + 1
-    runs = [missing[a:b] for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(missing)])]
+    runs = [
+        missing[a:b] for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(missing)], strict=True)
+    ]
     long_runs = [r for r in runs if len(r) > max_gap]
     if long_runs:
         report.violations.append(

@@ -1,0 +1,220 @@
+"""`make bench`: how long the training pipeline takes, and what ZenML + MLflow add.
+
+Writes reports/bench.json. Not a test: it measures and records, it asserts nothing.
+
+* plain:    the same five steps as plain function calls in a fresh interpreter: load,
+            validate, train, evaluate (no champion), and deploy = write the bundle, save it
+            as an MLflow pyfunc *file* and serve it with `mlflow models serve` until it
+            answers for every pair. No ZenML, no tracking, no registry.
+* pipeline: `python run.py train` in a fresh ZenML home (so: no champion, promote, serve),
+            then a second identical run (cached steps, decision keep).
+The setup of the fresh home (`run.py setup`) is timed separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plain(gran: str, out: Path) -> None:
+    """Runs in its own interpreter; the clock includes the imports, as for the pipeline."""
+    t_start = time.perf_counter()
+    import mlflow
+
+    from cryptocast.bundle import write_bundle
+    from cryptocast.config import apply_overrides, load_run_config
+    from cryptocast.data.sources import load_ohlcv
+    from cryptocast.evaluation import decide
+    from cryptocast.registry import pyfunc_spec
+    from cryptocast.serving.client import wait_until_serving
+    from cryptocast.validation import validate
+    from cryptocast.workflow import close_series, evaluate_candidates, train_candidates
+
+    t = {"imports": time.perf_counter() - t_start}
+    cfg = apply_overrides(
+        load_run_config(ROOT / "configs" / f"{gran}.yaml")["parameters"]["config"]
+    )
+
+    def lap(name: str, t0: float) -> float:
+        t[name] = time.perf_counter() - t0
+        return time.perf_counter()
+
+    t0 = time.perf_counter()
+    loaded = load_ohlcv(cfg)
+    t0 = lap("load", t0)
+    clean, _ = validate(
+        loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs, live=loaded.live
+    )
+    t0 = lap("validate", t0)
+    candidates = train_candidates(clean, cfg)
+    t0 = lap("train", t0)
+    scores, _ = evaluate_candidates(clean, candidates, cfg)
+    decision = decide(
+        scores, baseline=cfg.evaluation.baseline, gates=cfg.gates, granularity=cfg.granularity
+    )
+    t0 = lap("evaluate", t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        chosen = {p.pair: candidates[p.pair][p.challenger] for p in decision.pairs}
+        histories = {p: close_series(clean, p) for p in chosen}
+        manifest = {
+            "granularity": cfg.granularity,
+            "freq": cfg.freq,
+            "horizon": cfg.horizon,
+            "interval": cfg.evaluation.interval,
+            "interval_lookback": cfg.evaluation.interval_lookback,
+        }
+        bundle = write_bundle(Path(tmp) / "bundle", chosen, histories, manifest)
+        mlflow.pyfunc.save_model(str(Path(tmp) / "model"), **pyfunc_spec(bundle, "plain"))
+        port = _free_port()
+        env = os.environ | {"PATH": f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}"}
+        proc = subprocess.Popen(
+            [
+                str(Path(PY).parent / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(Path(tmp) / "model"),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_serving(
+                f"http://127.0.0.1:{port}/invocations", sorted(chosen), "plain", timeout_s=120
+            )
+            lap("deploy", t0)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    t["total"] = time.perf_counter() - t_start
+    out.write_text(json.dumps({k: round(v, 2) for k, v in t.items()}))
+
+
+def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}")
+    return wall, proc.stdout + proc.stderr
+
+
+STEP_TIMES = """
+import json
+from zenml.client import Client
+run = Client().get_pipeline("cryptocast_training").last_run
+steps = {n: round((s.end_time - s.start_time).total_seconds(), 2) for n, s in run.steps.items()}
+print("BENCH" + json.dumps({"status": [s.status.value for s in run.steps.values()], "steps": steps,
+      "run": round((run.end_time - run.start_time).total_seconds(), 2)}))
+"""
+
+STOP = """
+import sys
+from steps import serving
+for name in sys.argv[1:]:
+    serving.retire_others(name, keep=None)
+"""
+
+
+def pipeline(gran: str) -> dict:
+    home = tempfile.mkdtemp(prefix="cryptocast-bench-")
+    env = os.environ | {
+        "ZENML_CONFIG_PATH": home,
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "ZENML_AUTO_OPEN_DASHBOARD": "false",
+        "PYTHONPATH": str(ROOT),
+    }
+    run = yaml.safe_load((ROOT / "configs" / f"{gran}.yaml").read_text())
+    run["parameters"]["config"]["deploy"]["models_dir"] = str(Path(home) / f"{gran}_models")
+    cfg_path = Path(home) / f"{gran}.yaml"
+    cfg_path.write_text(yaml.safe_dump(run))
+    name = run["parameters"]["config"]["deploy"]["model_name"]
+    res: dict = {}
+    res["setup_s"], _ = _timed([PY, "run.py", "setup"], env)
+    try:
+        for label in ("first_run", "second_run"):
+            wall, _ = _timed(
+                [PY, "run.py", "train", "--gran", gran, "--config", str(cfg_path)], env
+            )
+            _, out = _timed([PY, "-c", STEP_TIMES], env)
+            detail = json.loads(out.split("BENCH", 1)[1].splitlines()[0])
+            res[label] = {"wall_s": round(wall, 2), **detail}
+    finally:
+        subprocess.run([PY, "-c", STOP, name], cwd=ROOT, env=env, capture_output=True)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gran", default="hour", choices=["hour", "day"])
+    ap.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
+    ap.add_argument("--plain-only", metavar="FILE", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.plain_only:
+        plain(args.gran, Path(args.plain_only))
+        return
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        plain_out = Path(fh.name)
+    print(f"bench: plain functions ({args.gran}) ...", flush=True)
+    plain_wall, _ = _timed(
+        [PY, __file__, "--gran", args.gran, "--plain-only", str(plain_out)],
+        os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+    plain_res = json.loads(plain_out.read_text()) | {"wall_s": round(plain_wall, 2)}
+    print(f"bench: ZenML pipeline ({args.gran}), fresh home, twice ...", flush=True)
+    pipe = pipeline(args.gran)
+    first = pipe["first_run"]["wall_s"]
+    report = {
+        "granularity": args.gran,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "plain": plain_res,
+        "pipeline": pipe,
+        "ratio_pipeline_vs_plain": round(first / plain_res["wall_s"], 2),
+        "make_train_fresh_s": round(pipe["setup_s"] + first, 2),
+        "goals": {
+            "make_train_fresh_s<=90": pipe["setup_s"] + first <= 90,
+            "ratio<=1.3": first / plain_res["wall_s"] <= 1.3,
+            "second_run_s<=20": pipe["second_run"]["wall_s"] <= 20,
+        },
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
