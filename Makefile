@@ -16,11 +16,14 @@ export ZENML_ANALYTICS_OPT_IN ?= false
 export ZENML_AUTO_OPEN_DASHBOARD ?= false
 export ZENML_LOGGING_COLORS_DISABLED ?= true
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PRE_COMMIT_HOME ?= $(CURDIR)/.cache/pre-commit
 
 CONFIG ?=
 TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG))
 
-.PHONY: help install lock setup train train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
+
+.PHONY: help install lock setup hooks train train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,15 +69,17 @@ dashboard: ## ZenML dashboard on http://127.0.0.1:8237 (stop: make dashboard-sto
 dashboard-stop: ## Stop the local ZenML server and dashboard
 	$(VENV)/bin/zenml logout --local
 
-lint: ## ruff check + ruff format --check
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+lint: install ## All pre-commit hooks on all files (ruff, whitespace, YAML/TOML, keys, ...)
+	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
+
+hooks: install ## Install the pre-commit git hook
+	$(VENV)/bin/pre-commit install
 
 format: ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: ## Unit and end-to-end tests with coverage
+test: install ## Unit and end-to-end tests with coverage
 	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml
 
 ci: lint test ## What CI runs: lint, then tests

@@ -1,0 +1,1 @@
+"""OHLCV sources behind one interface: :func:`cryptocast.data.sources.load_ohlcv`."""

@@ -1,0 +1,130 @@
+"""One entry point for every source: :func:`load_ohlcv` returns the OHLCV contract."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from cryptocast.config import Settings
+from cryptocast.contracts import to_ohlcv
+from cryptocast.data import binance
+from cryptocast.data.files import read_directory
+from cryptocast.data.sample import synthetic_candles
+
+log = logging.getLogger(__name__)
+
+FALLBACK_BANNER = """
+################################################################################
+#  BINANCE IS NOT REACHABLE: FALLING BACK TO SYNTHETIC SAMPLE CANDLES           #
+#  ({reason})
+#  Models trained in this run learn synthetic data. The run is tagged           #
+#  data_fallback=true in MLflow and ZenML. Use DATA=binance (or strict: true)   #
+#  to fail instead, or DATA=files DATA_DIR=... for your own candles.            #
+################################################################################
+"""
+
+
+@dataclass
+class Loaded:
+    """The candles plus where they came from (tracked in MLflow and ZenML)."""
+
+    frame: pd.DataFrame
+    source: str  # the source actually used: binance | files | sample
+    requested: str
+    fallback: bool = False
+    live: bool = False  # live data is subject to the freshness rule
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def trim_history(frame: pd.DataFrame, history: int, freq: str) -> pd.DataFrame:
+    """Keep, per pair, the candles within ``history`` periods of that pair's last one."""
+    step = pd.Timedelta(freq)
+    last = frame.groupby("pair")["timestamp"].transform("max")
+    return frame[frame["timestamp"] > last - history * step].reset_index(drop=True)
+
+
+def load_sample(cfg: Settings) -> pd.DataFrame:
+    return to_ohlcv(
+        pd.concat(
+            [
+                synthetic_candles(
+                    pair,
+                    periods=cfg.data.history,
+                    end=pd.Timestamp(cfg.data.sample.end),
+                    freq=cfg.freq,
+                    seed=cfg.data.sample.seed,
+                )
+                for pair in cfg.pairs
+            ],
+            ignore_index=True,
+        )
+    )
+
+
+def load_binance(
+    cfg: Settings, exchange: binance.Exchange, *, retries: int | None = None
+) -> pd.DataFrame:
+    frames = [
+        binance.load_cached(
+            exchange,
+            pair,
+            freq=cfg.freq,
+            history=cfg.data.history,
+            cache_dir=cfg.data.cache_dir,
+            exchange_name=cfg.data.exchange,
+            page_limit=cfg.data.page_limit,
+            retries=cfg.data.retries if retries is None else retries,
+            backoff_s=cfg.data.backoff_s,
+        )
+        for pair in cfg.pairs
+    ]
+    return to_ohlcv(pd.concat(frames, ignore_index=True))
+
+
+def load_ohlcv(
+    cfg: Settings,
+    *,
+    exchange_factory: Callable[[str], binance.Exchange] = binance.make_exchange,
+) -> Loaded:
+    """Load candles for every configured pair from the configured source.
+
+    ``auto`` tries the exchange once (no retries, so an offline machine does not wait) and
+    falls back to ``sample`` with a banner, unless ``data.strict`` is set.
+    """
+    source = cfg.data.source
+    if source == "sample":
+        return Loaded(load_sample(cfg), source="sample", requested=source)
+    if source == "files":
+        assert cfg.data.data_dir is not None  # enforced by Settings
+        scan = read_directory(
+            cfg.data.data_dir, pairs=cfg.pairs, freq=cfg.freq, mapping=cfg.data.files
+        )
+        frame = trim_history(scan.frame, cfg.data.history, cfg.freq)
+        details = {
+            "dir": str(cfg.data.data_dir),
+            "used": scan.used,
+            "skipped": scan.skipped,
+            "cdd_overlap_superseded": scan.superseded,
+        }
+        return Loaded(frame, source="files", requested=source, details=details)
+    # binance or auto
+    retries = None if source == "binance" or cfg.data.strict else 0
+    try:
+        exchange = exchange_factory(cfg.data.exchange)
+        frame = load_binance(cfg, exchange, retries=retries)
+        return Loaded(frame, source="binance", requested=source, live=True)
+    except binance.SourceUnavailable as exc:
+        if source == "binance" or cfg.data.strict:
+            raise
+        log.warning(FALLBACK_BANNER.format(reason=str(exc)[:70]))
+        return Loaded(
+            load_sample(cfg),
+            source="sample",
+            requested=source,
+            fallback=True,
+            details={"fallback_reason": str(exc)},
+        )
