@@ -16,6 +16,10 @@ def forecast_vs_actual(
 ) -> Path:
     """Backtest window of ``pair``: actual close, each candidate's forecasts, and the
     interval of the first candidate (the challenger)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
     bt = backtests[backtests["pair"] == pair]
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
     first = bt[bt["candidate"] == candidates[0]].sort_values("timestamp")

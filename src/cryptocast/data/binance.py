@@ -70,7 +70,9 @@ def call_with_retry(
             if attempt == retries:
                 raise SourceUnavailable(f"gave up after {retries + 1} attempts: {exc}") from exc
             wait = backoff_s * 2**attempt
-            log.warning("exchange error (%s); retry %d/%d in %.1fs", exc, attempt + 1, retries, wait)
+            log.warning(
+                "exchange error (%s); retry %d/%d in %.1fs", exc, attempt + 1, retries, wait
+            )
             sleep(wait)
     raise AssertionError("unreachable")
 
@@ -108,8 +110,12 @@ def fetch_range(
             break
         rows.extend(page)
         cursor = int(page[-1][0]) + int(step.total_seconds() * 1000)
-        log.info("binance %s: %d candles fetched (up to %s)", pair, len(rows),
-                 pd.Timestamp(page[-1][0], unit="ms", tz="UTC"))
+        log.info(
+            "binance %s: %d candles fetched (up to %s)",
+            pair,
+            len(rows),
+            pd.Timestamp(page[-1][0], unit="ms", tz="UTC"),
+        )
     frame = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("int64"), unit="ms", utc=True)
     frame.insert(0, "pair", pair)

@@ -3,8 +3,9 @@
 Log returns follow an AR(1) with a seasonal cycle (daily for intraday candles, weekly for
 daily candles), GARCH(1,1) volatility clustering and Student-t (heavy-tailed) shocks. The
 cycle is small next to the noise, but it gives learned models something real to find, so
-the demo exercises promotion as well as rejection. OHLC is valid by construction (low <= open, close <= high).
-The same (pair, seed, end, periods, freq) always gives the same frame.
+the demo exercises promotion as well as rejection. OHLC is valid by construction
+(low <= open, close <= high). The same (pair, seed, end, periods, freq) always gives the
+same frame.
 """
 
 from __future__ import annotations
