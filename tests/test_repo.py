@@ -18,7 +18,8 @@ def test_no_source_file_is_git_ignored():
         str(p.relative_to(ROOT))
         for d in SOURCE_DIRS
         for p in (ROOT / d).rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        if p.is_file()
+        and not any(part == "__pycache__" or part.endswith(".egg-info") for part in p.parts)
     ]
     ignored = subprocess.run(
         ["git", "check-ignore", *files], cwd=ROOT, capture_output=True, text=True
