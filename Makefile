@@ -23,7 +23,7 @@ CONFIG ?=
 TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG))
 
 
-.PHONY: help install lock setup hooks train train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
+.PHONY: help install lock setup hooks train serve stop promote rollback forecasts train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,22 @@ setup: install ## Initialise ZenML and register the cryptocast stack (idempotent
 
 train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=] [CONFIG=]
 	$(PY) run.py train $(TRAIN_ARGS)
+
+serve: install ## Start (or restart without downtime) the champion's server: GRAN=hour
+	$(PY) run.py serve --gran $(GRAN)
+
+stop: install ## Stop the servers of GRAN
+	$(PY) run.py stop --gran $(GRAN)
+
+promote: install ## Make VERSION the champion (a person's override, recorded): GRAN= VERSION=
+	@test -n "$(VERSION)" || { echo "usage: make promote GRAN=hour VERSION=3"; exit 2; }
+	$(PY) run.py promote --gran $(GRAN) --version $(VERSION) $(if $(REASON),--reason "$(REASON)")
+
+rollback: install ## Champion back to 'previous' (or VERSION=n) and redeploy: GRAN=
+	$(PY) run.py rollback --gran $(GRAN) $(if $(VERSION),--version $(VERSION)) $(if $(REASON),--reason "$(REASON)")
+
+forecasts: install ## Latest stored forecasts of GRAN ($$DATABASE_URL, default SQLite)
+	@$(PY) run.py forecasts --gran $(GRAN)
 
 status: ## What is served, which version, which URL
 	@$(PY) run.py status

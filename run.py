@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -19,7 +21,10 @@ os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
 
 
 def _config_path(gran: str, config: str | None = None) -> Path:
-    return Path(config).resolve() if config else ROOT / "configs" / f"{gran}.yaml"
+    """``--config``, else ``$CRYPTOCAST_CONFIG_DIR/<gran>.yaml``, else configs/<gran>.yaml."""
+    if config:
+        return Path(config).resolve()
+    return Path(os.environ.get("CRYPTOCAST_CONFIG_DIR", ROOT / "configs")) / f"{gran}.yaml"
 
 
 def _stack() -> None:
@@ -83,12 +88,16 @@ def train(
     from pipelines.training import training
 
     t0 = time.perf_counter()
-    for line in ensure_stack():  # `make setup`, in-process (nothing to do when set up)
-        click.echo(f"setup: {line}")
+    models_dir = apply_overrides(raw["parameters"]["config"]).deploy.models_dir
     try:
-        training.with_options(config_path=str(config_path))(
-            source=source, data_dir=data_dir, pairs=pair_list
-        )
+        with _granularity_lock(gran, "training run", models_dir):
+            for line in ensure_stack():  # `make setup`, in-process (no-op when set up)
+                click.echo(f"setup: {line}")
+            training.with_options(config_path=str(config_path))(
+                source=source, data_dir=data_dir, pairs=pair_list
+            )
+    except click.ClickException:
+        raise
     except Exception as exc:  # the step already logged details; make the exit loud
         click.secho(
             f"\ntraining pipeline ({gran}) FAILED after {time.perf_counter() - t0:.1f}s: {exc}"
@@ -113,13 +122,16 @@ def status() -> None:
         name = _settings(gran).deploy.model_name
         champion = registry.alias_version(name)
         previous = registry.alias_version(name, registry.PREVIOUS)
-        svc = serving.running(name)
+        svc = serving.running(name, champion) if champion else serving.running(name)
         url = svc.prediction_url if svc else "not serving"
         served = svc.config.registry_model_version if svc else "-"
         click.echo(
             f"{gran:5s} {name}: champion v{champion or '-'} (previous v{previous or '-'})"
             f", served v{served} at {url}"
         )
+    from cryptocast.store import database_url
+
+    click.echo(f"forecasts database: {database_url()}")
 
 
 @cli.command()
@@ -130,20 +142,144 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
     """Ask the served champion for a forecast and print it as a table."""
     import pandas as pd
 
+    from cryptocast import registry
     from cryptocast.serving.client import ServingError, forecast
     from steps import serving
 
     _stack()
     name = _settings(gran).deploy.model_name
-    svc = serving.running(name)
+    champion = registry.alias_version(name)
+    svc = serving.running(name, champion) if champion else None
     if svc is None:
-        raise click.ClickException(f"nothing serves {name}; run `make train GRAN={gran}` first")
+        raise click.ClickException(
+            f"nothing serves {name} (champion v{champion}); run `make serve GRAN={gran}`, or "
+            f"`make train GRAN={gran}` if there is no champion yet"
+        )
     record = {"pair": pair} | ({"horizon": horizon} if horizon else {})
     try:
         table = pd.DataFrame(forecast(svc.prediction_url, [record]))
     except ServingError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"POST {svc.prediction_url}\n{table.to_string(index=False)}")
+
+
+@contextmanager
+def _granularity_lock(gran: str, what: str, models_dir: Path | None = None) -> Iterator[None]:
+    """One run, deploy, promotion, rollback or serve per granularity at a time."""
+    from cryptocast.locks import Busy, exclusive, lock_path
+
+    path = lock_path(ROOT / (models_dir or _settings(gran).deploy.models_dir))
+    try:
+        with exclusive(path, f"{gran} {what}"):
+            yield
+    except Busy as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _release(gran: str, event: str, version: str | None, reason: str) -> None:
+    """Shared by promote and rollback: make ``version`` the champion and serve it."""
+    from cryptocast import registry
+    from steps import release
+
+    _stack()
+    cfg = _settings(gran)
+    with _granularity_lock(gran, event):
+        name = cfg.deploy.model_name
+        current = registry.alias_version(name)
+        if version is None:  # rollback without VERSION: to the previous champion
+            version = registry.alias_version(name, registry.PREVIOUS)
+            if version is None:
+                raise click.ClickException(f"{name} has no previous version to roll back to")
+        try:
+            registry.require_version(name, version)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if version == current:
+            click.echo(f"{name} v{version} is already the champion; making sure it is served")
+            result = release.reconcile(cfg)
+        else:
+            result = release.activate(
+                cfg,
+                version=version,
+                pairs=registry.version_pairs(name, version),
+                event=event,
+                reason=reason,
+            )
+            release.record_event(cfg, event, result, reason)
+        click.echo(json.dumps(result, indent=2, default=str))
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@click.option("--version", required=True, help="Registered version to make the champion.")
+@click.option("--reason", default="manual promotion", show_default=True)
+def promote(gran: str, version: str, reason: str) -> None:
+    """A person's override: make VERSION the champion and serve it (recorded as such)."""
+    _release(gran, "manual_promote", version, reason)
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@click.option("--version", default=None, help="Default: the 'previous' alias.")
+@click.option("--reason", default="rollback", show_default=True)
+def rollback(gran: str, version: str | None, reason: str) -> None:
+    """Move the champion back to 'previous' (or VERSION) and serve it. The champion it
+    replaces becomes 'previous', so a second rollback undoes the first."""
+    _release(gran, "rollback", version, reason)
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+def serve(gran: str) -> None:
+    """Start, or restart without downtime, the champion's server; heal files and forecasts."""
+    from steps import release
+
+    _stack()
+    cfg = _settings(gran)
+    with _granularity_lock(gran, "serve"):
+        result = release.reconcile(cfg, restart=True)
+    if result["champion"] is None:
+        raise click.ClickException(f"no champion for {gran} yet; run `make train GRAN={gran}`")
+    click.echo(json.dumps(result, indent=2, default=str))
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+def stop(gran: str) -> None:
+    """Stop every server of this granularity."""
+    from steps import serving
+
+    _stack()
+    cfg = _settings(gran)
+    with _granularity_lock(gran, "stop"):
+        gone = serving.retire_others(cfg.deploy.model_name, keep=None)
+    click.echo(f"stopped {cfg.deploy.model_name} servers: {gone or 'none were running'}")
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Every stored row, not only the latest.")
+def forecasts(gran: str, show_all: bool) -> None:
+    """The forecasts stored in the database ($DATABASE_URL, default SQLite)."""
+    from cryptocast import store
+
+    engine = store.connect()
+    name = _settings(gran).deploy.model_name
+    table = (store.read_forecasts if show_all else store.latest_forecasts)(engine, gran, name)
+    click.echo(f"{store.database_url()}: {len(table)} rows")
+    if len(table):
+        cols = [
+            "pair",
+            "model_version",
+            "origin",
+            "target_time",
+            "step",
+            "forecast",
+            "lower",
+            "upper",
+            "issued_at",
+        ]
+        click.echo(table[cols].to_string(index=False))
 
 
 @cli.command("tracking-uri")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from zenml.client import Client
@@ -36,9 +37,12 @@ def service_name(model_name: str, version: str) -> str:
     return f"{model_name}-v{version}"
 
 
-def running(model_name: str) -> MLFlowDeploymentService | None:
-    """The server currently answering for ``model_name``, newest version first."""
+def running(model_name: str, version: str | None = None) -> MLFlowDeploymentService | None:
+    """The server answering for ``model_name`` (for ``version`` if given, else the newest
+    version that has one)."""
     live = [s for s in servers(model_name) if s.is_running]
+    if version is not None:
+        live = [s for s in live if s.config.registry_model_version == str(version)]
     live.sort(key=lambda s: int(s.config.registry_model_version or 0), reverse=True)
     return live[0] if live else None
 
@@ -48,11 +52,16 @@ def start(
     model_name: str,
     version: str,
     pairs: list[str],
-    pipeline_name: str,
-    step_name: str,
     timeout_s: int,
+    model_uri: str | None = None,
+    pipeline_name: str = "",
+    step_name: str = "",
+    reuse: bool = True,
 ) -> MLFlowDeploymentService:
-    """Start a server for ``models:/<model_name>/<version>`` and check that it answers."""
+    """Start a server for ``model_uri`` (default ``models:/<model_name>/<version>``) and
+    check that it answers for every pair as ``version``. A running server of the same
+    version is reused unless ``reuse`` is false (a restart: the new server starts beside
+    the old one, which the caller then retires)."""
     # MLflow launches `uvicorn` by name: make this interpreter's scripts reachable even
     # when the virtual environment is not activated (e.g. `.venv/bin/python run.py`).
     bindir = str(Path(sys.executable).parent)
@@ -60,7 +69,7 @@ def start(
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     config = MLFlowDeploymentConfig(
         model_name=model_name,
-        model_uri=f"models:/{model_name}/{version}",
+        model_uri=model_uri or f"models:/{model_name}/{version}",
         registry_model_name=model_name,
         registry_model_version=str(version),
         pipeline_name=pipeline_name,
@@ -68,14 +77,15 @@ def start(
         workers=1,
         timeout=timeout_s,
         description=f"cryptocast {model_name} v{version}",
-        service_name=service_name(model_name, version),
+        service_name=service_name(model_name, version) + ("" if reuse else f"-{int(time.time())}"),
     )
     existing = [s for s in servers(model_name) if s.config.registry_model_version == str(version)]
-    if existing and existing[0].is_running:
-        service = existing[0]
+    if reuse and any(s.is_running for s in existing):
+        service = next(s for s in existing if s.is_running)
     else:
         for stale in existing:
-            deployer().delete_model_server(stale.uuid, force=True)
+            if not stale.is_running:
+                deployer().delete_model_server(stale.uuid, force=True)
         service = _create(config, timeout_s)
     if not service.is_running or not service.prediction_url:
         raise ServingError(f"server for {model_name} v{version} did not start: {service.status}")

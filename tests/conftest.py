@@ -23,6 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
     os.environ["ZENML_AUTO_OPEN_DASHBOARD"] = "false"
     os.environ["ZENML_LOGGING_COLORS_DISABLED"] = "true"
+    os.environ["DATABASE_URL"] = f"sqlite:///{home}/forecasts.db"
+    os.environ.pop("CRYPTOCAST_FAILPOINT", None)
 
 
 @pytest.fixture

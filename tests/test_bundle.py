@@ -6,6 +6,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from cryptocast.bundle import load_bundle, publish, staging_dir, write_bundle
+from cryptocast.contracts import RequestError
 from cryptocast.forecasting import Forecaster
 from cryptocast.serving.model import CryptocastModel, parse_requests
 
@@ -56,8 +57,9 @@ def test_forecast_frame_contract(tmp_path, histories):
     assert set(f["model_version"]) == {"7"}
     with pytest.raises(ValueError, match="exceeds the maximum 6"):
         bundle.forecast("BTC/USDT", 7)
-    with pytest.raises(KeyError, match="serves"):
+    with pytest.raises(RequestError, match="serves"):
         bundle.forecast("DOGE/USDT")
+    assert (f["origin"] == histories["BTC/USDT"].index[-1]).all()
 
 
 def test_publish_swaps_and_heals_an_interrupted_swap(tmp_path, histories):
@@ -98,6 +100,86 @@ def test_pyfunc_answers_and_rejects_bad_requests(tmp_path, histories):
 
 
 def test_parse_requests():
-    assert parse_requests(pd.DataFrame([{"pair": "BTC/USDT", "horizon": 3.0}])) == [("BTC/USDT", 3)]
-    with pytest.raises(ValueError, match="'pair'"):
+    assert parse_requests(pd.DataFrame([{"pair": "BTC/USDT", "horizon": 3.0}])) == [
+        ("BTC/USDT", 3, None)
+    ]
+    with pytest.raises(RequestError, match="'pair'"):
         parse_requests(pd.DataFrame([{"horizon": 3}]))
+
+
+def _candles(history, n=3, start_offset=1, jump=1.0):
+    """n OHLCV records continuing ``history`` (start_offset=1: right after its end)."""
+    last = history.iloc[-1]
+    rows = []
+    for k in range(n):
+        ts = history.index[-1] + pd.Timedelta(hours=start_offset + k)
+        close = last * jump * (1 + 0.001 * (k + 1))
+        rows.append(
+            {
+                "timestamp": ts.isoformat(),
+                "open": close,
+                "high": close * 1.001,
+                "low": close * 0.999,
+                "close": close,
+                "volume": 1.0,
+            }
+        )
+    return rows
+
+
+def test_forecast_from_recent_candles(tmp_path, histories):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    hist = histories["BTC/USDT"]
+    f = bundle.forecast("BTC/USDT", 2, pd.DataFrame(_candles(hist)))
+    assert f["origin"].iloc[0] == hist.index[-1] + pd.Timedelta(hours=3)
+    # overlapping candles replace stored ones; the forecast starts after the last given
+    f = bundle.forecast("BTC/USDT", 2, pd.DataFrame(_candles(hist, start_offset=-1)))
+    assert f["origin"].iloc[0] == hist.index[-1] + pd.Timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c[:1] + c[2:], "long_gaps"),
+        (lambda c: [{**r, "low": -1.0} for r in c], "non_positive_price"),
+        (lambda c: [{k: v for k, v in r.items() if k != "volume"} for r in c], "volume"),
+        (lambda c: [{**r, "timestamp": "yesterday-ish"} for r in c], "candles"),
+        (lambda c: [], "empty"),
+    ],
+)
+def test_malformed_candles_are_request_errors(tmp_path, histories, mutate, message):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    candles = pd.DataFrame(mutate(_candles(histories["BTC/USDT"])))
+    with pytest.raises(RequestError, match=message):
+        bundle.forecast("BTC/USDT", 2, candles)
+
+
+def test_candles_must_continue_the_history(tmp_path, histories):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    with pytest.raises(RequestError, match="continue"):
+        bundle.forecast(
+            "BTC/USDT", 2, pd.DataFrame(_candles(histories["BTC/USDT"], start_offset=5))
+        )
+
+
+def test_pyfunc_serves_cached_and_conditioned_forecasts(tmp_path, histories):
+    import json as _json
+
+    model = CryptocastModel()
+    model.load_context(_Ctx(_write(tmp_path / "b", histories), "3"))
+    cached = model.predict(None, pd.DataFrame([{"pair": "ETH/USDT", "horizon": 4}]))
+    fresh = load_bundle(tmp_path / "b").forecast("ETH/USDT", 4)
+    np.testing.assert_allclose(cached["forecast"], fresh["forecast"])
+    req = pd.DataFrame(
+        [
+            {
+                "pair": "ETH/USDT",
+                "horizon": 2,
+                "candles": _json.dumps(_candles(histories["ETH/USDT"])),
+            }
+        ]
+    )
+    out = model.predict(None, req)
+    assert out["origin"].iloc[0] != cached["origin"].iloc[0]
+    with pytest.raises(MlflowException, match="JSON list"):
+        model.predict(None, pd.DataFrame([{"pair": "ETH/USDT", "candles": "{not json"}]))

@@ -32,6 +32,7 @@ def test_forecast_frame_and_slug():
         [
             {
                 "pair": "BTC/USDT",
+                "origin": "2023-12-31T23:00:00Z",
                 "timestamp": "2024-01-01T00:00:00Z",
                 "step": 1,
                 "forecast": 1.0,
@@ -41,7 +42,8 @@ def test_forecast_frame_and_slug():
             }
         ]
     )
-    assert list(f.columns)[:3] == ["pair", "timestamp", "step"]
+    assert list(f.columns)[:4] == ["pair", "origin", "timestamp", "step"]
     assert f["timestamp"].dt.tz is not None
+    assert f["origin"].dt.tz is not None
     assert pair_slug("BTC/USDT") == "BTC-USDT"
     assert isinstance(f["timestamp"].iloc[0], pd.Timestamp)

@@ -135,6 +135,12 @@ def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
     assert set(manifest["pairs"]) == {"BTC/USDT", "ETH/USDT"}
     assert (tmp / "hour_models" / "BTC-USDT.zip").exists()
 
+    from cryptocast import store
+
+    rows = store.read_forecasts(store.connect(), "hour", "cryptocast-hour")
+    rows = rows[rows["model_version"] == "1"]
+    assert rows.groupby("pair").size().to_dict() == {"BTC/USDT": 24, "ETH/USDT": 24}
+
     svc = serving.running("cryptocast-hour")
     assert svc is not None
     assert svc.prediction_url.startswith("http://127.0.0.1:")

@@ -18,15 +18,17 @@ import io
 import json
 import os
 import shutil
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from cryptocast.contracts import forecast_frame, pair_slug
+from cryptocast.config import ValidationSettings
+from cryptocast.contracts import ContractError, RequestError, forecast_frame, pair_slug, to_ohlcv
 from cryptocast.forecasting import Forecaster, interval
+from cryptocast.validation import DataValidationError, validate
 
 MANIFEST = "manifest.json"
 HISTORY = "history.parquet"
@@ -42,15 +44,15 @@ class Bundle:
     def pairs(self) -> list[str]:
         return sorted(self.forecasters)
 
-    def forecast(self, pair: str, horizon: int | None = None) -> pd.DataFrame:
-        """Forecast frame for ``pair`` from the end of its stored history."""
-        if pair not in self.forecasters:
-            raise KeyError(f"unknown pair {pair!r}; this model serves {self.pairs}")
-        max_h = int(self.manifest["horizon"])
-        horizon = horizon or max_h
-        if horizon > max_h:
-            raise ValueError(f"horizon {horizon} exceeds the maximum {max_h}")
+    def forecast(
+        self, pair: str, horizon: int | None = None, candles: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Forecast frame for ``pair`` from the end of its history, or of ``candles``
+        (recent OHLCV rows that continue the history) when given."""
+        horizon = self.checked_horizon(pair, horizon)
         history = self.histories[pair]
+        if candles is not None:
+            history = self.condition(pair, candles)
         point = self.forecasters[pair].predict(history, horizon)
         lo, hi = interval(
             point,
@@ -59,22 +61,63 @@ class Bundle:
             lookback=self.manifest["interval_lookback"],
         )
         step = pd.Timedelta(self.manifest["freq"])
-        times = history.index[-1] + step * np.arange(1, horizon + 1)
+        origin = history.index[-1]
         version = str(self.manifest.get("model_version") or "")
         return forecast_frame(
             [
                 {
                     "pair": pair,
-                    "timestamp": t,
+                    "origin": origin,
+                    "timestamp": origin + step * (k + 1),
                     "step": k + 1,
                     "forecast": float(point[k]),
                     "lower": float(lo[k]),
                     "upper": float(hi[k]),
                     "model_version": version,
                 }
-                for k, t in enumerate(times)
+                for k in range(horizon)
             ]
         )
+
+    def checked_horizon(self, pair: str, horizon: int | None) -> int:
+        """``horizon`` (default: the maximum) if ``pair`` is served and it is allowed."""
+        if pair not in self.forecasters:
+            raise RequestError(f"unknown pair {pair!r}; this model serves {self.pairs}")
+        max_h = int(self.manifest["horizon"])
+        horizon = horizon or max_h
+        if horizon > max_h:
+            raise RequestError(f"horizon {horizon} exceeds the maximum {max_h}")
+        return horizon
+
+    def condition(self, pair: str, candles: pd.DataFrame) -> pd.Series:
+        """The stored close history with ``candles`` appended (overlaps replaced).
+
+        ``candles`` must follow the OHLCV contract and the manifest's validation rules
+        (no gap filling here), and must continue the history without a gap."""
+        if candles.empty:
+            raise RequestError("candles: empty list")
+        try:
+            frame = to_ohlcv(candles.assign(pair=pair))
+        except (ContractError, ValueError, TypeError) as exc:
+            raise RequestError(f"candles: {exc}") from exc
+        rules = ValidationSettings.model_validate(
+            self.manifest.get("validation", {}) | {"min_history": 1, "max_fill_gap": 0}
+        )
+        try:
+            validate(frame, rules, freq=self.manifest["freq"], pairs=[pair])
+        except DataValidationError as exc:
+            lines = [v.line() for v in exc.report.violations]
+            raise RequestError("candles violate the OHLCV contract: " + "; ".join(lines)) from exc
+        history = self.histories[pair]
+        step = pd.Timedelta(self.manifest["freq"])
+        first = frame["timestamp"].iloc[0]
+        if first > history.index[-1] + step:
+            raise RequestError(
+                f"candles must continue the model's history: its last candle is "
+                f"{history.index[-1]}, the first given is {first}"
+            )
+        new = pd.Series(frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["timestamp"]))
+        return pd.concat([history[history.index < first], new])
 
 
 def _history_bytes(history: pd.Series) -> bytes:
@@ -130,15 +173,29 @@ def publish(staging: Path, final: Path) -> None:
 
 
 def staging_dir(final: Path) -> Path:
-    """A fresh path ``<parent>/.<name>.staging-<pid>/bundle`` for a bundle about to be
+    """A fresh path ``<parent>/.<name>.staging-<pid>-<id>/bundle`` for a bundle about to be
     published to ``final`` (same file system, so :func:`publish` can rename it; the
-    constant last component names the MLflow artefact ``bundle``)."""
+    constant last component names the MLflow artefact ``bundle``). Staging directories
+    left by processes that died are removed."""
     final = Path(final)
-    parent = final.with_name(f".{final.name}.staging-{os.getpid()}")
-    if parent.exists():
-        shutil.rmtree(parent)
-    parent.mkdir(parents=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for old in final.parent.glob(f".{final.name}.staging-*"):
+        pid = old.name.rsplit("staging-", 1)[1].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    parent = final.with_name(f".{final.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    parent.mkdir()
     return parent / "bundle"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_bundle(directory: Path) -> Bundle:

@@ -12,7 +12,17 @@ from pydantic import BaseModel, Field
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OHLCV_COLUMNS = ("pair", "timestamp", *PRICE_COLUMNS, "volume")
-FORECAST_COLUMNS = ("pair", "timestamp", "step", "forecast", "lower", "upper", "model_version")
+# origin: open time of the last candle the forecast is made from; timestamp: the target
+FORECAST_COLUMNS = (
+    "pair",
+    "origin",
+    "timestamp",
+    "step",
+    "forecast",
+    "lower",
+    "upper",
+    "model_version",
+)
 
 
 class ContractError(ValueError):
@@ -50,7 +60,8 @@ def pair_slug(pair: str) -> str:
 def forecast_frame(rows: list[dict]) -> pd.DataFrame:
     """Build a frame in the forecast contract (used by serving, plots and storage)."""
     frame = pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    for col in ("origin", "timestamp"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
 
 
@@ -89,11 +100,11 @@ class Decision(BaseModel):
         return "\n".join(lines)
 
 
-class ForecastRequest(BaseModel):
-    """One row of the served model's input (``dataframe_records``)."""
-
-    pair: str
-    horizon: int | None = Field(default=None, gt=0)
+class RequestError(ValueError):
+    """A forecast request the model cannot answer (HTTP 400, with this message)."""
 
 
+# The served model's input: one row per request (``dataframe_records``). ``candles`` is
+# optional: a JSON array of OHLCV records (timestamp, open, high, low, close, volume) that
+# continue the model's history; the forecast is then made from the last of them.
 REQUEST_EXAMPLE = pd.DataFrame([{"pair": "BTC/USDT", "horizon": 3}])

@@ -18,14 +18,20 @@ from cryptocast.contracts import REQUEST_EXAMPLE
 CHAMPION, PREVIOUS = "champion", "previous"
 SERVING_MODULE = Path(__file__).resolve().parent / "serving" / "model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent
+LOCKFILE = PACKAGE_DIR.parent.parent / "requirements.lock"
 
 SIGNATURE = ModelSignature(
     inputs=Schema(
-        [ColSpec(DataType.string, "pair"), ColSpec(DataType.long, "horizon", required=False)]
+        [
+            ColSpec(DataType.string, "pair"),
+            ColSpec(DataType.long, "horizon", required=False),
+            ColSpec(DataType.string, "candles", required=False),
+        ]
     ),
     outputs=Schema(
         [
             ColSpec(DataType.string, "pair"),
+            ColSpec(DataType.string, "origin"),
             ColSpec(DataType.string, "timestamp"),
             ColSpec(DataType.long, "step"),
             ColSpec(DataType.double, "forecast"),
@@ -57,10 +63,36 @@ def next_version(name: str) -> str:
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
+def download_bundle(name: str, version: str) -> Path:
+    """Local directory of a registered version's bundle."""
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
+    return Path(local) / "artifacts" / "bundle"
+
+
 def load_version_bundle(name: str, version: str) -> Bundle:
     """Download a registered version and load its bundle (to re-score a champion)."""
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
-    return load_bundle(Path(local) / "artifacts" / "bundle")
+    return load_bundle(download_bundle(name, version))
+
+
+def version_pairs(name: str, version: str) -> list[str]:
+    """The pairs a registered version serves (its ``model.<pair>`` tags)."""
+    tags = client().get_model_version(name, version).tags or {}
+    return sorted(k.removeprefix("model.") for k in tags if k.startswith("model."))
+
+
+def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    c = client()
+    for key, value in tags.items():
+        c.set_model_version_tag(name, version, key, str(value))
+
+
+def require_version(name: str, version: str) -> None:
+    """Raise a clear error unless ``version`` of ``name`` is registered."""
+    try:
+        client().get_model_version(name, str(version))
+    except MlflowException:
+        known = [str(v) for v in sorted(version_table(name).get("version", []))]
+        raise ValueError(f"{name} has no version {version}; registered: {known}") from None
 
 
 def pyfunc_spec(bundle_dir: Path, model_version: str) -> dict:
@@ -72,6 +104,9 @@ def pyfunc_spec(bundle_dir: Path, model_version: str) -> dict:
         "signature": SIGNATURE,
         "input_example": REQUEST_EXAMPLE,
         "model_config": {"model_version": model_version},
+        # the exact environment, instead of MLflow loading the model in a subprocess to
+        # guess it (slow, and it only finds the top-level imports)
+        "pip_requirements": str(LOCKFILE),
     }
 
 

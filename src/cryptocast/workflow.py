@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 
+from cryptocast import failpoints
 from cryptocast.config import Settings
 from cryptocast.evaluation import score
 from cryptocast.forecasting import Forecaster, interval
@@ -40,6 +41,7 @@ def train_candidates(clean: pd.DataFrame, cfg: Settings) -> Candidates:
             t0 = time.perf_counter()
             fc = Forecaster.build(name, spec.kind, spec.params, cfg.horizon, cfg.seed)
             out[pair][name] = fc.fit(train)
+            failpoints.hit("train.fit")
             log.info(
                 "train %s %-9s fitted on %d candles in %.1fs",
                 pair,

@@ -4,37 +4,68 @@ Request (``POST /invocations``, MLflow scoring protocol)::
 
     {"dataframe_records": [{"pair": "BTC/USDT", "horizon": 24}, {"pair": "ETH/USDT"}]}
 
-``horizon`` is optional (default and maximum: the configured horizon). Response: one record
-per (pair, step) with ``pair, timestamp (ISO 8601 UTC), step, forecast, lower, upper,
-model_version``. An unknown pair or a horizon above the maximum is answered with HTTP 400
-and a message saying what is wrong.
+``horizon`` is optional (default and maximum: the configured horizon). ``candles`` is
+optional: a JSON string holding a list of OHLCV records (``timestamp, open, high, low,
+close, volume``) that continue the model's history; the forecast is then made from them.
+Response: one record per (pair, step) with ``pair, origin, timestamp`` (ISO 8601 UTC),
+``step, forecast, lower, upper, model_version``. A bad request (unknown pair, horizon
+too large, malformed candles) is answered with HTTP 400 and a message saying what is wrong.
+
+Forecasts from the stored history are computed once, when the model loads: a request
+without candles is a lookup.
 """
 
 from __future__ import annotations
+
+import json
+import os
 
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
+
+from cryptocast.contracts import RequestError
+
+Request = tuple[str, int | None, pd.DataFrame | None]
 
 
-def parse_requests(model_input: pd.DataFrame) -> list[tuple[str, int | None]]:
-    """Validate request rows; raise ``ValueError`` naming the first bad one."""
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
+def parse_requests(model_input: pd.DataFrame) -> list[Request]:
+    """Validate request rows; raise ``RequestError`` naming the first bad one."""
     if "pair" not in model_input.columns:
-        raise ValueError("each request needs a 'pair' field, e.g. {'pair': 'BTC/USDT'}")
+        raise RequestError("each request needs a 'pair' field, e.g. {'pair': 'BTC/USDT'}")
     out = []
     for i, row in enumerate(model_input.to_dict("records")):
         pair = row.get("pair")
         if not isinstance(pair, str) or not pair:
-            raise ValueError(f"request {i}: 'pair' must be a string like 'BTC/USDT'")
+            raise RequestError(f"request {i}: 'pair' must be a string like 'BTC/USDT'")
         horizon = row.get("horizon")
-        if horizon is None or pd.isna(horizon):
-            out.append((pair, None))
-            continue
-        if float(horizon) != int(horizon) or int(horizon) < 1:
-            raise ValueError(f"request {i}: 'horizon' must be a positive integer, got {horizon}")
-        out.append((pair, int(horizon)))
+        if not _missing(horizon):
+            if float(horizon) != int(horizon) or int(horizon) < 1:
+                raise RequestError(
+                    f"request {i}: 'horizon' must be a positive integer, got {horizon}"
+                )
+            horizon = int(horizon)
+        else:
+            horizon = None
+        candles = row.get("candles")
+        if not _missing(candles):
+            try:
+                records = json.loads(candles) if isinstance(candles, str) else candles
+                candles = pd.DataFrame.from_records(records)
+            except (ValueError, TypeError) as exc:
+                raise RequestError(
+                    f"request {i}: 'candles' must be a JSON list of OHLCV records: {exc}"
+                ) from exc
+        else:
+            candles = None
+        out.append((pair, horizon, candles))
     return out
 
 
@@ -42,21 +73,31 @@ class CryptocastModel(PythonModel):
     """Forecasts for every pair of one granularity, from the bundle logged with it."""
 
     def load_context(self, context) -> None:
+        from cryptocast import failpoints
         from cryptocast.bundle import load_bundle
 
+        if os.environ.get(_SERVER_MODEL_PATH):  # in a scoring server, not a validation load
+            failpoints.hit("server.load_context")
         self.bundle = load_bundle(context.artifacts["bundle"])
         version = (context.model_config or {}).get("model_version")
         if version:
             self.bundle.manifest["model_version"] = str(version)
+        self.cached = {pair: self.bundle.forecast(pair) for pair in self.bundle.pairs}
+
+    def _one(self, pair: str, horizon: int | None, candles: pd.DataFrame | None):
+        if candles is None:
+            horizon = self.bundle.checked_horizon(pair, horizon)
+            return self.cached[pair].head(horizon)
+        return self.bundle.forecast(pair, horizon, candles)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         try:
-            frames = [self.bundle.forecast(p, h) for p, h in parse_requests(model_input)]
-        except (KeyError, ValueError) as exc:
-            message = exc.args[0] if exc.args else str(exc)
-            raise MlflowException(str(message), error_code=INVALID_PARAMETER_VALUE) from exc
+            frames = [self._one(*request) for request in parse_requests(model_input)]
+        except RequestError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
         out = pd.concat(frames, ignore_index=True)
-        out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for col in ("origin", "timestamp"):
+            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         return out
 
 
