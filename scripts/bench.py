@@ -132,9 +132,50 @@ import json
 from zenml.client import Client
 run = Client().get_pipeline("cryptocast_training").last_run
 steps = {n: round((s.end_time - s.start_time).total_seconds(), 2) for n, s in run.steps.items()}
+deployment = run.steps["deploy"].outputs["deployment"][0].load()
 print("BENCH" + json.dumps({"status": [s.status.value for s in run.steps.values()], "steps": steps,
-      "run": round((run.end_time - run.start_time).total_seconds(), 2)}))
+      "run": round((run.end_time - run.start_time).total_seconds(), 2),
+      "deployment": deployment}))
 """
+
+
+def load_test(url: str, pair: str, horizon: int, rps: float, seconds: float) -> dict:
+    """Open-loop load: request i is sent at t0 + i/rps whatever the previous ones did."""
+    import concurrent.futures as cf
+
+    import numpy as np
+    import requests
+
+    payload = {"dataframe_records": [{"pair": pair, "horizon": horizon}]}
+    session = requests.Session()
+
+    def one(at: float) -> tuple[float, bool]:
+        time.sleep(max(0.0, at - time.perf_counter()))
+        t0 = time.perf_counter()
+        try:
+            ok = session.post(url, json=payload, timeout=10).status_code == 200
+        except requests.RequestException:
+            ok = False
+        return time.perf_counter() - t0, ok
+
+    n = int(rps * seconds)
+    start = time.perf_counter() + 0.5
+    with cf.ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(one, [start + i / rps for i in range(n)]))
+    lat = np.array([r[0] for r in results]) * 1000
+    return {
+        "requests": n,
+        "rps": rps,
+        "seconds": seconds,
+        "pair": pair,
+        "horizon": horizon,
+        "errors": sum(not r[1] for r in results),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p90_ms": round(float(np.percentile(lat, 90)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "max_ms": round(float(lat.max()), 2),
+    }
+
 
 STOP = """
 import sys
@@ -167,6 +208,11 @@ def pipeline(gran: str) -> dict:
             _, out = _timed([PY, "-c", STEP_TIMES], env)
             detail = json.loads(out.split("BENCH", 1)[1].splitlines()[0])
             res[label] = {"wall_s": round(wall, 2), **detail}
+        url = res["first_run"]["deployment"]["url"]
+        print(f"bench: serving latency at {url} (20 req/s for 30 s) ...", flush=True)
+        res["serving"] = load_test(
+            url, "BTC/USDT", run["parameters"]["config"]["horizon"], rps=20, seconds=30
+        )
     finally:
         subprocess.run([PY, "-c", STOP, name], cwd=ROOT, env=env, capture_output=True)
     return res
@@ -204,6 +250,7 @@ def main() -> None:
         "pipeline": pipe,
         "ratio_pipeline_vs_plain": round(first / plain_res["wall_s"], 2),
         "make_train_fresh_s": round(pipe["setup_s"] + first, 2),
+        "promote_to_answering_s": pipe["first_run"]["deployment"]["seconds_to_answer"],
         "goals": {
             "make_train_fresh_s<=90": pipe["setup_s"] + first <= 90,
             "ratio<=1.3": first / plain_res["wall_s"] <= 1.3,

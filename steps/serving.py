@@ -15,6 +15,7 @@ from zenml.client import Client
 from zenml.integrations.mlflow.model_deployers import MLFlowModelDeployer
 from zenml.integrations.mlflow.services import MLFlowDeploymentConfig, MLFlowDeploymentService
 
+from cryptocast import registry
 from cryptocast.serving.client import ServingError, wait_until_serving
 
 
@@ -58,7 +59,7 @@ def start(
     step_name: str = "",
     reuse: bool = True,
 ) -> MLFlowDeploymentService:
-    """Start a server for ``model_uri`` (default ``models:/<model_name>/<version>``) and
+    """Start a server for ``model_uri`` (default: the registered version's source) and
     check that it answers for every pair as ``version``. A running server of the same
     version is reused unless ``reuse`` is false (a restart: the new server starts beside
     the old one, which the caller then retires)."""
@@ -69,7 +70,7 @@ def start(
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     config = MLFlowDeploymentConfig(
         model_name=model_name,
-        model_uri=model_uri or f"models:/{model_name}/{version}",
+        model_uri=model_uri or registry.version_source(model_name, version),
         registry_model_name=model_name,
         registry_model_version=str(version),
         pipeline_name=pipeline_name,
@@ -79,14 +80,17 @@ def start(
         description=f"cryptocast {model_name} v{version}",
         service_name=service_name(model_name, version) + ("" if reuse else f"-{int(time.time())}"),
     )
-    existing = [s for s in servers(model_name) if s.config.registry_model_version == str(version)]
-    if reuse and any(s.is_running for s in existing):
-        service = next(s for s in existing if s.is_running)
-    else:
-        for stale in existing:
-            if not stale.is_running:
-                deployer().delete_model_server(stale.uuid, force=True)
-        service = _create(config, timeout_s)
+    # A server is reused only if it serves the very same model (URI), not just the same
+    # version number: a deploy killed before its commit leaves a server for a version
+    # number that the next deploy gets again, with another model.
+    same_version = [
+        s for s in servers(model_name) if s.config.registry_model_version == str(version)
+    ]
+    for stale in same_version:
+        if not stale.is_running or stale.config.model_uri != config.model_uri:
+            deployer().delete_model_server(stale.uuid, force=True)
+    live = [s for s in same_version if s.is_running and s.config.model_uri == config.model_uri]
+    service = live[0] if reuse and live else _create(config, timeout_s)
     if not service.is_running or not service.prediction_url:
         raise ServingError(f"server for {model_name} v{version} did not start: {service.status}")
     wait_until_serving(service.prediction_url, pairs, version, timeout_s=30)

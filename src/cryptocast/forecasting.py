@@ -94,39 +94,34 @@ def _torch_kwargs(params: dict) -> dict:
     return {"pl_trainer_kwargs": trainer | params.pop("pl_trainer_kwargs", {})}
 
 
-def _nhits(params: dict, horizon: int, seed: int) -> Built:
-    from darts.models import NHiTSModel
+def _torch(model_class: str, defaults: dict) -> Callable[[dict, int, int], Built]:
+    """Builder of a Darts torch network on standardised log returns (CPU, seeded)."""
 
-    p = {
-        "input_chunk_length": 4 * horizon,
-        "output_chunk_length": horizon,
-        "n_epochs": 3,
-        "batch_size": 256,
-        "num_blocks": 1,
-        "layer_widths": 64,
-    } | dict(params)
-    return Built(NHiTSModel(random_state=seed, **_torch_kwargs(p), **p), "log_return", True)
+    def build(params: dict, horizon: int, seed: int) -> Built:
+        import darts.models
 
+        p = (
+            {
+                "input_chunk_length": 4 * horizon,
+                "output_chunk_length": horizon,
+                "n_epochs": 3,
+                "batch_size": 256,
+            }
+            | defaults
+            | dict(params)
+        )
+        model = getattr(darts.models, model_class)(random_state=seed, **_torch_kwargs(p), **p)
+        return Built(model, "log_return", True)
 
-def _tide(params: dict, horizon: int, seed: int) -> Built:
-    from darts.models import TiDEModel
-
-    p = {
-        "input_chunk_length": 4 * horizon,
-        "output_chunk_length": horizon,
-        "n_epochs": 3,
-        "batch_size": 256,
-        "hidden_size": 64,
-    } | dict(params)
-    return Built(TiDEModel(random_state=seed, **_torch_kwargs(p), **p), "log_return", True)
+    return build
 
 
 CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
     "naive": _naive,
     "drift": _drift,
     "lightgbm": _lightgbm,
-    "nhits": _nhits,
-    "tide": _tide,
+    "nhits": _torch("NHiTSModel", {"num_blocks": 1, "layer_widths": 64}),
+    "tide": _torch("TiDEModel", {"hidden_size": 64}),
 }
 
 

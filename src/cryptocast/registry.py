@@ -74,6 +74,12 @@ def load_version_bundle(name: str, version: str) -> Bundle:
     return load_bundle(download_bundle(name, version))
 
 
+def version_source(name: str, version: str) -> str:
+    """The logged model a registered version points to (``models:/m-...``): the identity
+    of what a server serves, whichever alias or version number led to it."""
+    return client().get_model_version(name, str(version)).source
+
+
 def version_pairs(name: str, version: str) -> list[str]:
     """The pairs a registered version serves (its ``model.<pair>`` tags)."""
     tags = client().get_model_version(name, version).tags or {}
