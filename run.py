@@ -298,7 +298,22 @@ def versions(gran: str) -> None:
 
     _stack()
     table = registry.version_table(_settings(gran).deploy.model_name)
-    click.echo(table.to_string(index=False) if len(table) else "no registered versions")
+    if table.empty:
+        click.echo("no registered versions")
+        return
+    shown = [
+        "version",
+        "aliases",
+        "promoted_by",
+        "promoted_at",
+        "data_source",
+        "challenger_mean_mase",
+        *sorted(c for c in table if c.startswith("model.")),
+        "git_commit",
+    ]
+    table = table.reindex(columns=shown).fillna("")
+    table["git_commit"] = table["git_commit"].str[:12]
+    click.echo(table.to_string(index=False))
 
 
 @cli.command()

@@ -134,8 +134,9 @@ def deploy(
     mlflow.log_metric("promote_to_answering_seconds", result["seconds_to_answer"])
     mlflow.set_tags({"promoted_version": version, "serving_url": result["url"] or ""})
     run_metadata({"deployment": result})
+    previous = f"v{result['previous']}" if result["previous"] else "none"
     print(
-        f"deploy: {name} v{version} is champion (previous: v{result['previous']}); "
+        f"deploy: {name} v{version} is champion (previous: {previous}); "
         f"answering at {result['url']} {result['seconds_to_answer']}s after the decision"
     )
     return {"action": "promote", **result}

@@ -142,7 +142,7 @@ def test_a_server_that_cannot_start_keeps_the_old_one(env):
 
 def test_promotion_serves_the_new_version_everywhere(env):
     proc = train(env, BOTH)
-    assert "is champion (previous: v1)" in proc.stdout
+    assert "v2 is champion (previous: v1)" in proc.stdout
     s = snapshot(env)
     assert (s["champion"], s["previous"], s["answering"]) == ("2", "1", "2")
     assert '"model_version": "2"' in s["manifest"]

@@ -144,14 +144,16 @@ def set_champion(name: str, version: str) -> str | None:
 
 def version_table(name: str) -> pd.DataFrame:
     """Every version with its aliases and tags, newest first."""
+    c = client()
     try:
-        versions = client().search_model_versions(f"name='{name}'")
+        versions = c.search_model_versions(f"name='{name}'")
+        aliases = c.get_registered_model(name).aliases or {}  # alias -> version
     except MlflowException:
         return pd.DataFrame()
     rows = [
         {
             "version": int(v.version),
-            "aliases": ",".join(v.aliases or []),
+            "aliases": ",".join(a for a, ver in aliases.items() if str(ver) == str(v.version)),
             "run_id": v.run_id,
             **(v.tags or {}),
         }
