@@ -60,7 +60,7 @@ promote: install ## Make VERSION the champion (a person's override, recorded): G
 rollback: install ## Champion back to 'previous' (or VERSION=n) and redeploy: GRAN=
 	$(PY) run.py rollback --gran $(GRAN) $(if $(VERSION),--version $(VERSION)) $(if $(REASON),--reason "$(REASON)")
 
-forecasts: install ## Latest stored forecasts of GRAN ($$DATABASE_URL, default SQLite)
+forecasts: install ## Latest stored forecasts of GRAN (DATABASE_URL, default SQLite)
 	@$(PY) run.py forecasts --gran $(GRAN)
 
 status: ## What is served, which version, which URL
