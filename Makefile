@@ -23,7 +23,7 @@ CONFIG ?=
 TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG))
 
 
-.PHONY: help install lock setup hooks train serve stop promote rollback forecasts train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
+.PHONY: help install lock setup hooks train serve stop promote rollback forecasts metrics release-pr baseline train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,9 +96,25 @@ format: ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 test: install ## Unit and end-to-end tests with coverage
-	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml
+	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml --cov-fail-under=85
 
-ci: lint test ## What CI runs: lint, then tests
+metrics: install ## Markdown metrics table of models/<GRAN>_models -> reports/metrics-<GRAN>.md
+	$(PY) run.py metrics --gran $(GRAN) --out reports/metrics-$(GRAN).md
+
+release-pr: ## (CI, branch dev) open or update the PR release/dev-to-main -> main
+	bash scripts/release_pr.sh
+
+# The same targets, in the same order, as .github/workflows/ml-cd.yml (tests/test_ci_parity.py)
+ci: ## What CI runs: lint, test, then train + metrics for hour and day
+	$(MAKE) lint
+	$(MAKE) test
+	$(MAKE) train GRAN=hour
+	$(MAKE) metrics GRAN=hour
+	$(MAKE) train GRAN=day
+	$(MAKE) metrics GRAN=day
+
+baseline: install ## Store the regression baseline (tests/baselines/regression.json)
+	$(PY) scripts/baseline.py --write
 
 bench: setup ## Timings of the training pipeline vs plain functions -> reports/bench.json
 	$(PY) scripts/bench.py --out reports/bench.json

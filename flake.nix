@@ -5,9 +5,13 @@
   # are not packaged in nixpkgs), installed into .venv by the same `make install`.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
 
-  outputs = { nixpkgs, ... }:
+  outputs =
+    { self, nixpkgs }:
     let
-      systems = [ "x86_64-linux" "aarch64-linux" ];
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
       forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
     in
     {
@@ -20,6 +24,9 @@
             pkgs.git
             pkgs.ruff
             pkgs.pre-commit
+            pkgs.statix
+            pkgs.deadnix
+            pkgs.nixfmt-rfc-style
           ];
           # torch and LightGBM wheels need libstdc++ and libgomp at run time
           LD_LIBRARY_PATH = pkgs.lib.makeLibraryPath [ pkgs.stdenv.cc.cc.lib ];
@@ -28,6 +35,24 @@
             make install && source .venv/bin/activate
           '';
         };
+      });
+
+      # `nix flake check`: the Nix linters in the sandbox. `make lint` and `make test` need
+      # the lockfile's packages from PyPI, which the build sandbox cannot reach: run them
+      # in `nix develop` (see README).
+      checks = forAllSystems (pkgs: {
+        nix-lint = pkgs.runCommand "nix-lint" {
+          nativeBuildInputs = [
+            pkgs.statix
+            pkgs.deadnix
+            pkgs.nixfmt-rfc-style
+          ];
+        } ''
+          statix check ${self}/flake.nix
+          deadnix --fail ${self}/flake.nix
+          nixfmt --check ${self}/flake.nix
+          touch $out
+        '';
       });
     };
 }

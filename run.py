@@ -282,6 +282,43 @@ def forecasts(gran: str, show_all: bool) -> None:
         click.echo(table[cols].to_string(index=False))
 
 
+def metrics_markdown(manifest: dict) -> str:
+    """A markdown table of a bundle's per-pair metrics (CI summaries, release PR body)."""
+    lines = [
+        f"### {manifest['model_name']} v{manifest['model_version']} ({manifest['granularity']},"
+        f" data: {manifest.get('data_source', '?')})",
+        "",
+        "| pair | model | MASE | naive MASE | sMAPE | MAE | coverage |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for pair, entry in sorted(manifest["pairs"].items()):
+        m = entry["metrics"]
+        lines.append(
+            f"| {pair} | {entry['candidate']} | {m['mase']:.4f} | {entry['naive_mase']:.4f} | "
+            f"{m['smape']:.3f} | {m['mae']:.4g} | {m['coverage']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@click.option("--manifest", "manifests", multiple=True, help="Manifest file(s) to report.")
+@click.option("--out", default=None, help="Also write the markdown to this file.")
+def metrics(gran: str, manifests: tuple[str, ...], out: str | None) -> None:
+    """Markdown metrics table of the served bundle (or of --manifest files)."""
+    paths = [Path(m) for m in manifests] or [
+        ROOT / _settings(gran).deploy.models_dir / "manifest.json"
+    ]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise click.ClickException(f"no manifest at {missing}; run `make train GRAN={gran}`")
+    text = "\n".join(metrics_markdown(json.loads(p.read_text())) for p in paths)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+    click.echo(text)
+
+
 @cli.command("tracking-uri")
 def tracking_uri() -> None:
     """Print the MLflow tracking URI of the active stack."""

@@ -1,0 +1,84 @@
+"""The regression baseline: the chosen model's MASE per pair on a fixed real dataset.
+
+    python scripts/baseline.py           # measure and compare with the stored baseline
+    python scripts/baseline.py --write   # `make baseline`: store the measurement
+
+A fixed window of the real hourly files in ../shared/data (BTC/USDT and ETH/USDT, the
+1,500 hours up to 2021-06-10 00:00 UTC), the hour config's candidates with fixed seeds,
+and the same decide() as the pipeline. tests/test_regression.py fails when a change makes
+the chosen model's MASE, or the best learned model's, worse than the stored baseline by
+more than the tolerance (the chosen model may be the naive forecast itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "cryptodatadownload"
+BASELINE = ROOT / "tests" / "baselines" / "regression.json"
+TOLERANCE = 0.02  # relative MASE increase allowed before the regression test fails
+SETUP = {
+    "pairs": ["BTC/USDT", "ETH/USDT"],
+    "history": 1500,
+    "window": 240,
+    "stride": 24,
+    "end": "2021-06-10T00:00:00+00:00",
+}
+
+
+def measure(data_dir: Path = DATA) -> dict:
+    import pandas as pd
+
+    from cryptocast.config import apply_overrides
+    from cryptocast.data.sources import load_ohlcv
+    from cryptocast.evaluation import decide
+    from cryptocast.validation import validate
+    from cryptocast.workflow import evaluate_candidates, train_candidates
+
+    raw = yaml.safe_load((ROOT / "configs" / "hour.yaml").read_text())["parameters"]["config"]
+    raw["data"]["history"] = 20_000
+    raw["validation"]["min_history"] = 1000
+    raw["evaluation"].update(window=SETUP["window"], stride=SETUP["stride"])
+    cfg = apply_overrides(raw, source="files", data_dir=str(data_dir), pairs=SETUP["pairs"])
+    frame = load_ohlcv(cfg).frame
+    end = pd.Timestamp(SETUP["end"])
+    frame = frame[frame["timestamp"] <= end]
+    frame = frame.groupby("pair").tail(SETUP["history"])
+    clean, _ = validate(frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
+    scores, _ = evaluate_candidates(clean, train_candidates(clean, cfg), cfg)
+    d = decide(
+        scores, baseline=cfg.evaluation.baseline, gates=cfg.gates, granularity=cfg.granularity
+    )
+    return {
+        "setup": SETUP,
+        "tolerance": TOLERANCE,
+        "pairs": {
+            p.pair: {
+                "model": p.challenger,
+                "mase": round(p.mase, 6),
+                "naive_mase": round(p.naive_mase, 6),
+                "learned_mase": round(p.mase_ratio * p.naive_mase, 6),  # best learned model
+            }
+            for p in d.pairs
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="store this measurement")
+    args = ap.parse_args()
+    result = measure()
+    print(json.dumps(result, indent=2))
+    if args.write:
+        BASELINE.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"baseline written to {BASELINE.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
