@@ -70,3 +70,40 @@ def make_ohlcv(
             "volume": rng.uniform(1, 10, periods),
         }
     )
+
+
+SMALL = {
+    "hour": {
+        "history": 1500,
+        "window": 240,
+        "stride": 24,
+        "min_history": 600,
+        "lightgbm": {"lags": 24, "n_estimators": 30, "multi_models": False},
+        "nhits": {"input_chunk_length": 48, "n_epochs": 1},
+    },
+    "day": {
+        "history": 700,
+        "window": 84,
+        "stride": 7,
+        "min_history": 300,
+        "lightgbm": {"lags": 14, "n_estimators": 30, "multi_models": False},
+        "nhits": {"input_chunk_length": 14, "n_epochs": 2},
+    },
+}
+
+
+def small_config(gran: str, tmp: Path, *, serve: bool, deploy: dict | None = None, **data) -> Path:
+    """configs/<gran>.yaml with small data and fast candidates, written to
+    ``tmp/<gran>.yaml`` (end-to-end tests: the plumbing is under test, not the models)."""
+    run = yaml.safe_load((ROOT / "configs" / f"{gran}.yaml").read_text())
+    c, s = run["parameters"]["config"], SMALL[gran]
+    c["data"].update({"history": s["history"], "cache_dir": str(tmp / "cache"), **data})
+    c["validation"]["min_history"] = s["min_history"]
+    c["evaluation"].update(window=s["window"], stride=s["stride"])
+    c["candidates"]["lightgbm"]["params"] = s["lightgbm"]
+    c["candidates"]["nhits"]["params"] = s["nhits"]
+    c["gates"]["max_mase_ratio"] = 1.5  # the plumbing is under test here, not the models
+    c["deploy"].update(models_dir=str(tmp / f"{gran}_models"), serve=serve, **(deploy or {}))
+    path = tmp / f"{gran}.yaml"
+    path.write_text(yaml.safe_dump(run))
+    return path

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, small_config
 
 pytestmark = pytest.mark.e2e
 NAME = "cryptocast-hour-delivery"
@@ -30,16 +29,9 @@ BTC, BOTH, THREE = "BTC/USDT", "BTC/USDT ETH/USDT", "BTC/USDT ETH/USDT BNB/USDT"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("delivery")
-    run = yaml.safe_load((ROOT / "configs" / "hour.yaml").read_text())
-    c = run["parameters"]["config"]
-    c["data"].update(source="sample", history=1500, cache_dir=str(tmp / "cache"))
-    c["validation"]["min_history"] = 600
-    c["evaluation"].update(window=240, stride=24)
-    c["candidates"]["lightgbm"]["params"] = {"lags": 24, "n_estimators": 30, "multi_models": False}
-    c["candidates"]["nhits"]["params"] = {"input_chunk_length": 48, "n_epochs": 1}
-    c["gates"]["max_mase_ratio"] = 1.5
-    c["deploy"].update(model_name=NAME, models_dir=str(tmp / "hour_models"), timeout_s=60)
-    (tmp / "hour.yaml").write_text(yaml.safe_dump(run))
+    small_config(
+        "hour", tmp, serve=True, deploy={"model_name": NAME, "timeout_s": 60}, source="sample"
+    )
     e = os.environ | {
         "CRYPTOCAST_CONFIG_DIR": str(tmp),
         "PYTHONPATH": str(ROOT),
