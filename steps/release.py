@@ -6,13 +6,14 @@ rollback, serve).
 
 Before the commit nothing users see has changed: a crash or a failed start leaves the
 previous champion serving, its files and its forecasts. After the commit, every
-roll-forward action is idempotent, and :func:`reconcile` (run by every deploy and by
-``make serve``) redoes whatever a crash interrupted.
+roll-forward action is idempotent, and :func:`reconcile` (``make serve``) redoes whatever
+a crash interrupted.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ def _publish_version(cfg: Settings, version: str, bundle_dir: Path | None) -> No
     """Make models/<gran>_models/ hold ``version``'s bundle (local copy or registry)."""
     final = Path(cfg.deploy.models_dir)
     manifest = final / "manifest.json"
-    if manifest.exists() and load_manifest_version(final) == str(version):
+    if manifest.exists() and _manifest_version(final) == str(version):
         return
     staging = staging_dir(final)
     try:
@@ -43,9 +44,7 @@ def _publish_version(cfg: Settings, version: str, bundle_dir: Path | None) -> No
         shutil.rmtree(staging.parent, ignore_errors=True)
 
 
-def load_manifest_version(models_dir: Path) -> str | None:
-    import json
-
+def _manifest_version(models_dir: Path) -> str | None:
     try:
         return str(json.loads((Path(models_dir) / "manifest.json").read_text())["model_version"])
     except (OSError, ValueError, KeyError):
