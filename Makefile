@@ -20,10 +20,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PRE_COMMIT_HOME ?= $(CURDIR)/.cache/pre-commit
 
 CONFIG ?=
-TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG))
+TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG)) $(if $(UNTIL),--until $(UNTIL))
 
 
-.PHONY: help install lock setup hooks train serve stop promote rollback forecasts metrics release-pr baseline train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
+.PHONY: help install lock setup hooks train serve stop promote rollback forecasts metrics release-pr baseline monitor train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ rollback: install ## Champion back to 'previous' (or VERSION=n) and redeploy: GR
 
 forecasts: install ## Latest stored forecasts of GRAN (DATABASE_URL, default SQLite)
 	@$(PY) run.py forecasts --gran $(GRAN)
+
+monitor: install ## Live accuracy + drift of the champion; retrains when needed: GRAN= [DATA= DATA_DIR= PAIRS=]
+	$(PY) run.py monitor --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)")
 
 status: ## What is served, which version, which URL
 	@$(PY) run.py status

@@ -70,8 +70,14 @@ def setup() -> None:
 @click.option("--data-dir", default=None, help="Directory of CSV/Parquet files (DATA=files).")
 @click.option("--pairs", default=None, help='Space-separated pairs, e.g. "BTC/USDT ETH/USDT".')
 @click.option("--config", default=None, help="Run configuration (default configs/<gran>.yaml).")
+@click.option("--until", default=None, help="Train as of this UTC time (drop later candles).")
 def train(
-    gran: str, source: str | None, data_dir: str | None, pairs: str | None, config: str | None
+    gran: str,
+    source: str | None,
+    data_dir: str | None,
+    pairs: str | None,
+    config: str | None,
+    until: str | None,
 ) -> None:
     """Run load -> validate -> train -> evaluate -> deploy for one granularity."""
     from cryptocast.config import apply_overrides, load_run_config
@@ -83,7 +89,9 @@ def train(
         data_dir = str(Path(data_dir).resolve())
         source = source or "files"
     # fail fast on a bad override, before ZenML starts
-    apply_overrides(raw["parameters"]["config"], source=source, data_dir=data_dir, pairs=pair_list)
+    apply_overrides(
+        raw["parameters"]["config"], source=source, data_dir=data_dir, pairs=pair_list, until=until
+    )
     from pipelines.stack import ensure_stack
     from pipelines.training import training
 
@@ -94,7 +102,7 @@ def train(
             for line in ensure_stack():  # `make setup`, in-process (no-op when set up)
                 click.echo(f"setup: {line}")
             training.with_options(config_path=str(config_path))(
-                source=source, data_dir=data_dir, pairs=pair_list
+                source=source, data_dir=data_dir, pairs=pair_list, until=until
             )
     except click.ClickException:
         raise
@@ -108,6 +116,62 @@ def train(
         sys.exit(1)
     click.secho(
         f"training pipeline ({gran}) finished in {time.perf_counter() - t0:.1f}s", fg="green"
+    )
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@click.option(
+    "--data",
+    "source",
+    type=click.Choice(["auto", "binance", "files", "sample"]),
+    default=None,
+    help="Override data.source of the config.",
+)
+@click.option("--data-dir", default=None, help="Directory of CSV/Parquet files (DATA=files).")
+@click.option("--pairs", default=None, help='Space-separated pairs, e.g. "BTC/USDT ETH/USDT".')
+def monitor(gran: str, source: str | None, data_dir: str | None, pairs: str | None) -> None:
+    """Live accuracy and drift of the champion; retrain when a threshold is crossed."""
+    import tempfile
+
+    import yaml
+
+    from cryptocast.config import load_run_config
+    from pipelines.monitoring import monitoring
+    from pipelines.stack import ensure_stack
+
+    if data_dir:
+        data_dir = str(Path(data_dir).resolve())
+        source = source or "files"
+    run = load_run_config(_config_path(gran))
+    tracker = {"experiment_tracker": run["steps"]["load"]["experiment_tracker"]}
+    run["steps"] = {
+        name: dict(tracker)
+        for name in (
+            "load",
+            "split",
+            "score_live",
+            "check_drift",
+            "decide_retrain",
+            "trigger_training",
+        )
+    }
+    run["enable_cache"] = False
+    ensure_stack()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        yaml.safe_dump(run, fh)
+    t0 = time.perf_counter()
+    try:
+        monitoring.with_options(config_path=fh.name)(
+            source=source, data_dir=data_dir, pairs=pairs.split() if pairs else None
+        )
+    except Exception as exc:
+        click.secho(f"monitoring pipeline ({gran}) FAILED: {exc}", fg="red", err=True)
+        sys.exit(1)
+    finally:
+        os.unlink(fh.name)
+    click.secho(
+        f"monitoring pipeline ({gran}) finished in {time.perf_counter() - t0:.1f}s", fg="green"
     )
 
 

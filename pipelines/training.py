@@ -24,9 +24,10 @@ def training(
     source: str | None = None,
     data_dir: str | None = None,
     pairs: list[str] | None = None,
+    until: str | None = None,
 ) -> None:
     """``config`` comes from ``configs/<gran>.yaml``; the others are command-line overrides."""
-    cfg = apply_overrides(config, source=source, data_dir=data_dir, pairs=pairs)
+    cfg = apply_overrides(config, source=source, data_dir=data_dir, pairs=pairs, until=until)
     ohlcv, source_info = load(cfg=cfg)
     clean, report = validate(ohlcv, source_info, cfg=cfg)
     candidates = train(clean, cfg=cfg)

@@ -59,3 +59,21 @@ def test_trim_history_per_pair():
     df = pd.concat([make_ohlcv("BTC/USDT", periods=50), make_ohlcv("ETH/USDT", periods=30)])
     out = trim_history(df, 10, "1h")
     assert out.groupby("pair").size().to_dict() == {"BTC/USDT": 10, "ETH/USDT": 10}
+
+
+def test_until_keeps_the_history_before_it(tmp_path):
+    frame = make_ohlcv("BTC/USDT", periods=300)
+    frame.to_csv(tmp_path / "btc.csv", index=False)
+    raw = raw_config("hour")
+    raw["data"]["history"] = 100
+    raw["evaluation"]["window"] = 24
+    raw["validation"]["min_history"] = 50
+    until = frame["timestamp"].iloc[199]
+    cfg = apply_overrides(
+        raw, source="files", data_dir=str(tmp_path), pairs=["BTC/USDT"], until=until.isoformat()
+    )
+    loaded = load_ohlcv(cfg)
+    assert loaded.frame["timestamp"].iloc[-1] == until
+    assert len(loaded.frame) == 100  # the full history before the cut, not after it
+    assert loaded.details["end"] == str(until)
+    assert not loaded.live

@@ -49,6 +49,11 @@ class DataSettings(_Strict):
     backoff_s: float = Field(default=1.0, ge=0)
     page_limit: int = Field(default=1000, gt=0)
     sample: SampleSettings = SampleSettings()
+    end: datetime | None = Field(
+        default=None,
+        description="Drop candles that open after this time (train 'as of' a date; "
+        "`make train UNTIL=...`).",
+    )
 
 
 class ValidationSettings(_Strict):
@@ -111,6 +116,18 @@ class Gates(_Strict):
     )
 
 
+class MonitoringSettings(_Strict):
+    """`make monitor`: live accuracy of the champion and drift since its training."""
+
+    reference_window: int = Field(gt=10, description="Candles before the champion's origin.")
+    max_live_mase: float = Field(gt=0, description="Retrain when a pair's live MASE is above.")
+    min_scored: int = Field(default=24, gt=0, description="Forecasts needed to judge accuracy.")
+    psi: float = Field(default=0.2, gt=0)
+    ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+    retrain: bool = Field(default=True, description="Run the training pipeline when needed.")
+
+
 class DeploySettings(_Strict):
     model_name: str = Field(description="Registered MLflow model name.")
     models_dir: Path = Field(description="Where serialized forecasters are written.")
@@ -130,6 +147,7 @@ class Settings(_Strict):
     evaluation: EvaluationSettings
     gates: Gates = Gates()
     deploy: DeploySettings
+    monitoring: MonitoringSettings
 
     @field_validator("freq")
     @classmethod
@@ -180,6 +198,7 @@ def apply_overrides(
     source: str | None = None,
     data_dir: str | None = None,
     pairs: list[str] | None = None,
+    until: str | None = None,
 ) -> Settings:
     """Validate the ``parameters.config`` mapping after command-line overrides.
 
@@ -195,4 +214,6 @@ def apply_overrides(
         data["data_dir"] = data_dir
     if pairs:
         cfg["pairs"] = list(pairs)
+    if until:
+        data["end"] = until
     return Settings.model_validate(cfg)

@@ -90,6 +90,22 @@ def load_ohlcv(
     *,
     exchange_factory: Callable[[str], binance.Exchange] = binance.make_exchange,
 ) -> Loaded:
+    """Load candles (see :func:`_load`); with ``data.end`` set, only those opening by then
+    (files keep ``history`` candles before it; sample and Binance data are cut)."""
+    loaded = _load(cfg, exchange_factory=exchange_factory)
+    if cfg.data.end is not None:
+        end = pd.Timestamp(cfg.data.end).tz_convert("UTC")
+        loaded.frame = loaded.frame[loaded.frame["timestamp"] <= end].reset_index(drop=True)
+        loaded.live = False  # a run "as of" a past date is not judged for freshness
+        loaded.details["end"] = str(end)
+    return loaded
+
+
+def _load(
+    cfg: Settings,
+    *,
+    exchange_factory: Callable[[str], binance.Exchange],
+) -> Loaded:
     """Load candles for every configured pair from the configured source.
 
     ``auto`` tries the exchange once (no retries, so an offline machine does not wait) and
@@ -103,7 +119,10 @@ def load_ohlcv(
         scan = read_directory(
             cfg.data.data_dir, pairs=cfg.pairs, freq=cfg.freq, mapping=cfg.data.files
         )
-        frame = trim_history(scan.frame, cfg.data.history, cfg.freq)
+        frame = scan.frame
+        if cfg.data.end is not None:  # "as of" a date: the history before it
+            frame = frame[frame["timestamp"] <= pd.Timestamp(cfg.data.end).tz_convert("UTC")]
+        frame = trim_history(frame, cfg.data.history, cfg.freq)
         details = {
             "dir": str(cfg.data.data_dir),
             "used": scan.used,

@@ -1,0 +1,175 @@
+"""Monitoring, as pure functions: live accuracy of stored forecasts, drift of recent
+candles against the champion's training window, and the decision to retrain.
+
+* live accuracy: stored forecasts (``cryptocast.store``) joined with the candles that
+  actually happened, per pair: MAE, MASE (scaled like the backtest: in-sample one-step
+  naive MAE of the reference window), interval coverage, number of forecasts scored;
+* drift, per pair and feature (one-step log return, log volume): the two-sample
+  Kolmogorov-Smirnov statistic and p-value, and the population stability index (PSI) over
+  the reference's quantile bins; ``drift_share`` = share of (pair, feature) that drifted;
+* :func:`decide` turns both into ``retrain`` / ``ok`` with reasons, from thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+
+from cryptocast.evaluation import naive_scale
+
+FEATURES = ("log_return", "log_volume")
+
+
+def split_at_origin(
+    candles: pd.DataFrame, origins: dict[str, pd.Timestamp], reference_window: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reference, recent): per pair, the last ``reference_window`` candles up to the
+    champion's origin (its last training candle) and every candle after it."""
+    ref, new = [], []
+    for pair, origin in origins.items():
+        g = candles[candles["pair"] == pair]
+        ref.append(g[g["timestamp"] <= origin].tail(reference_window))
+        new.append(g[g["timestamp"] > origin])
+    return (pd.concat(ref, ignore_index=True), pd.concat(new, ignore_index=True))
+
+
+def features(candles: pd.DataFrame) -> pd.DataFrame:
+    """Per-candle features whose distribution is watched (OHLCV contract in)."""
+    out = []
+    for pair, g in candles.sort_values("timestamp").groupby("pair"):
+        out.append(
+            pd.DataFrame(
+                {
+                    "pair": pair,
+                    "timestamp": g["timestamp"].to_numpy(),
+                    "log_return": np.log(g["close"]).diff().to_numpy(),
+                    "log_volume": np.log1p(g["volume"].clip(lower=0)).to_numpy(),
+                }
+            ).iloc[1:]
+        )
+    return (
+        pd.concat(out, ignore_index=True)
+        if out
+        else pd.DataFrame(columns=["pair", "timestamp", *FEATURES])
+    )
+
+
+def psi(reference: np.ndarray, recent: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:
+    """Population stability index of ``recent`` against ``reference``'s quantile bins."""
+    reference = np.asarray(reference, float)[np.isfinite(reference)]
+    recent = np.asarray(recent, float)[np.isfinite(recent)]
+    if len(reference) < bins or len(recent) == 0:
+        raise ValueError(f"PSI needs at least {bins} reference values and one recent value")
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    ref = np.histogram(reference, edges)[0] / len(reference)
+    new = np.histogram(recent, edges)[0] / len(recent)
+    ref, new = np.clip(ref, eps, None), np.clip(new, eps, None)
+    return float(np.sum((new - ref) * np.log(new / ref)))
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    psi: float = 0.2  # the usual "significant shift" level
+    ks_pvalue: float = 0.01
+    share: float = 0.5  # retrain when at least this share of (pair, feature) drifted
+
+
+def drift(reference: pd.DataFrame, recent: pd.DataFrame, th: DriftThresholds) -> pd.DataFrame:
+    """One row per (pair, feature): ks, ks_pvalue, psi, drifted (PSI or KS beyond limits).
+
+    ``reference`` and ``recent`` are OHLCV frames (the champion's training candles and the
+    candles since)."""
+    ref, new = features(reference), features(recent)
+    rows = []
+    for pair in sorted(set(ref["pair"]) & set(new["pair"])):
+        for f in FEATURES:
+            a = ref.loc[ref["pair"] == pair, f].dropna().to_numpy()
+            b = new.loc[new["pair"] == pair, f].dropna().to_numpy()
+            ks = ks_2samp(a, b)
+            value = psi(a, b)
+            rows.append(
+                {
+                    "pair": pair,
+                    "feature": f,
+                    "ks": float(ks.statistic),
+                    "ks_pvalue": float(ks.pvalue),
+                    "psi": value,
+                    "drifted": bool(value > th.psi or ks.pvalue < th.ks_pvalue),
+                }
+            )
+    return pd.DataFrame(rows, columns=["pair", "feature", "ks", "ks_pvalue", "psi", "drifted"])
+
+
+def live_accuracy(
+    forecasts: pd.DataFrame, actual: pd.DataFrame, reference: pd.DataFrame
+) -> pd.DataFrame:
+    """Score stored forecasts against what happened, per pair.
+
+    ``forecasts``: rows of the forecast store (pair, target_time, forecast, lower, upper);
+    ``actual``: OHLCV candles (the close at ``target_time`` is the truth); ``reference``:
+    the candles that define MASE's scale (the champion's training window)."""
+    truth = actual[["pair", "timestamp", "close"]].rename(columns={"timestamp": "target_time"})
+    f = forecasts.assign(target_time=pd.to_datetime(forecasts["target_time"], utc=True))
+    scored = f.merge(truth, on=["pair", "target_time"], how="inner")
+    rows = []
+    for pair, g in scored.groupby("pair"):
+        err = (g["close"] - g["forecast"]).abs()
+        ref = reference.loc[reference["pair"] == pair].sort_values("timestamp")["close"]
+        inside = (g["close"] >= g["lower"]) & (g["close"] <= g["upper"])
+        rows.append(
+            {
+                "pair": pair,
+                "n": len(g),
+                "mae": float(err.mean()),
+                "mase": float(err.mean() / naive_scale(ref.to_numpy())),
+                "coverage": float(inside.mean()),
+                "first_target": g["target_time"].min(),
+                "last_target": g["target_time"].max(),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["pair", "n", "mae", "mase", "coverage", "first_target", "last_target"]
+    )
+
+
+@dataclass(frozen=True)
+class MonitorThresholds:
+    max_live_mase: float  # retrain when a pair's live MASE is above this
+    min_scored: int = 24  # fewer scored forecasts than this: accuracy not judged yet
+    drift: DriftThresholds = field(default_factory=DriftThresholds)
+
+
+@dataclass
+class MonitorDecision:
+    action: str  # "retrain" | "ok"
+    reasons: list[str]
+    drift_share: float
+    live_mase: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(accuracy: pd.DataFrame, drifted: pd.DataFrame, th: MonitorThresholds) -> MonitorDecision:
+    """Retrain when live accuracy or drift crosses its threshold; say which and by how much."""
+    reasons = []
+    judged = accuracy[accuracy["n"] >= th.min_scored]
+    for row in judged.itertuples():
+        if row.mase > th.max_live_mase:
+            reasons.append(
+                f"{row.pair}: live MASE {row.mase:.3f} > {th.max_live_mase} over {row.n} forecasts"
+            )
+    share = float(drifted["drifted"].mean()) if len(drifted) else 0.0
+    if len(drifted) and share >= th.drift.share:
+        which = [f"{r.pair}:{r.feature}" for r in drifted.itertuples() if r.drifted]
+        reasons.append(f"drift share {share:.2f} >= {th.drift.share} ({', '.join(which)})")
+    return MonitorDecision(
+        action="retrain" if reasons else "ok",
+        reasons=reasons or ["live accuracy and drift within thresholds"],
+        drift_share=share,
+        live_mase={r.pair: float(r.mase) for r in accuracy.itertuples()},
+    )
