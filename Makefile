@@ -23,7 +23,7 @@ CONFIG ?=
 TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG)) $(if $(UNTIL),--until $(UNTIL))
 
 
-.PHONY: help install lock setup hooks train serve stop promote rollback forecasts metrics release-pr baseline monitor train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
+.PHONY: help install lock setup hooks train serve stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,15 @@ forecasts: install ## Latest stored forecasts of GRAN (DATABASE_URL, default SQL
 
 monitor: install ## Live accuracy + drift of the champion; retrains when needed: GRAN= [DATA= DATA_DIR= PAIRS=]
 	$(PY) run.py monitor --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)")
+
+schedule: install ## Install the cron entries of GRAN (monitor + regular training): GRAN= [DATA= DATA_DIR= PAIRS=]
+	$(PY) run.py schedule --gran $(GRAN) --options '$(strip $(if $(DATA),DATA=$(DATA)) $(if $(DATA_DIR),DATA_DIR=$(abspath $(DATA_DIR))) $(if $(PAIRS),PAIRS="$(PAIRS)"))'
+
+unschedule: install ## Remove the cron entries of GRAN (nothing else in the crontab)
+	$(PY) run.py unschedule --gran $(GRAN)
+
+exporter: install ## Prometheus metrics on http://127.0.0.1:9464/metrics (Ctrl+C stops it): [PORT=]
+	$(PY) run.py exporter --port $(or $(PORT),9464)
 
 status: ## What is served, which version, which URL
 	@$(PY) run.py status
@@ -123,4 +132,4 @@ bench: setup ## Timings of the training pipeline vs plain functions -> reports/b
 	$(PY) scripts/bench.py --out reports/bench.json
 
 clean: ## Remove caches and build outputs (keeps .venv, models and ZenML state)
-	rm -rf .pytest_cache .ruff_cache reports/coverage.xml src/*.egg-info
+	rm -rf .pytest_cache .ruff_cache reports/coverage.xml src/*.egg-info .metrics

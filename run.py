@@ -18,6 +18,8 @@ GRANULARITIES = ("hour", "day")
 
 os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
 os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
+# where served models write their Prometheus counters (read by `run.py exporter`)
+os.environ.setdefault("CRYPTOCAST_METRICS_DIR", str(ROOT / ".metrics"))
 
 
 def _config_path(gran: str, config: str | None = None) -> Path:
@@ -415,6 +417,90 @@ def versions(gran: str) -> None:
     table = table.reindex(columns=shown).fillna("")
     table["git_commit"] = table["git_commit"].str[:12]
     click.echo(table.to_string(index=False))
+
+
+@cli.command()
+@click.option("--port", type=int, default=9464, show_default=True)
+@click.option(
+    "--ttl", type=float, default=10.0, show_default=True, help="Seconds a state read is reused."
+)
+def exporter(port: int, ttl: float) -> None:
+    """Prometheus metrics of the served models and the system, on 127.0.0.1:PORT/metrics."""
+    from cryptocast.exporter import serve
+    from cryptocast.telemetry import METRICS_DIR_ENV
+    from steps.telemetry import granularity_state
+
+    _stack()
+    cfgs = [_settings(gran) for gran in GRANULARITIES]
+    serve(
+        lambda: [granularity_state(cfg) for cfg in cfgs],
+        Path(os.environ[METRICS_DIR_ENV]),
+        port=port,
+        ttl_s=ttl,
+    )
+
+
+def _crontab(*args: str, stdin: str | None = None) -> str:
+    """Run ``crontab`` (``$CRYPTOCAST_CRONTAB`` if set); ``crontab -l`` without a crontab
+    is an empty one."""
+    import shutil
+    import subprocess
+
+    exe = os.environ.get("CRYPTOCAST_CRONTAB") or shutil.which("crontab")
+    if not exe:
+        raise click.ClickException(
+            "crontab not found: install cron (Debian/Ubuntu: apt-get install cron)"
+        )
+    proc = subprocess.run([exe, *args], input=stdin, capture_output=True, text=True)
+    if proc.returncode != 0:
+        if args == ("-l",) and "no crontab" in proc.stderr:
+            return ""
+        raise click.ClickException(f"crontab {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@click.option("--options", default="", help='Extra make variables, e.g. "DATA=files DATA_DIR=/x".')
+def schedule(gran: str, options: str) -> None:
+    """Install the cron entries of GRAN (monitor + regular training); print them."""
+    import getpass
+    import shutil
+
+    from cryptocast import schedule as cron
+
+    m = _settings(gran).monitoring
+    lines = cron.cron_lines(
+        ROOT,
+        gran,
+        monitor=m.schedule,
+        retrain=m.retrain_schedule,
+        make=shutil.which("make") or "make",
+        options=options,
+    )
+    (ROOT / "logs").mkdir(exist_ok=True)
+    _crontab("-", stdin=cron.with_lines(_crontab("-l"), cron.marker(ROOT, gran), lines))
+    click.echo(f"installed in the crontab of {getpass.getuser()}:")
+    click.echo("\n".join(f"  {line}" for line in lines))
+    click.echo(f"logs: {ROOT / 'logs'}; remove with `make unschedule GRAN={gran}`")
+
+
+@cli.command()
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+def unschedule(gran: str) -> None:
+    """Remove the cron entries `schedule` installed for GRAN (and nothing else)."""
+    from cryptocast import schedule as cron
+
+    tag = cron.marker(ROOT, gran)
+    before = _crontab("-l")
+    after = cron.without(before, tag)
+    removed = [line for line in before.splitlines() if line.rstrip().endswith(tag)]
+    _crontab("-", stdin=after)
+    click.echo(
+        "removed:\n" + "\n".join(f"  {line}" for line in removed)
+        if removed
+        else f"no cryptocast {gran} entries in the crontab; nothing to do"
+    )
 
 
 @cli.command()

@@ -42,7 +42,10 @@ def load(cfg: Settings) -> tuple[Annotated[pd.DataFrame, "ohlcv"], Annotated[dic
             "data_fallback": str(loaded.fallback).lower(),
         }
     )
-    mlflow.set_tags(prov | {"zenml_run_id": str(get_step_context().pipeline_run.id)})
+    context = get_step_context()
+    mlflow.set_tags(
+        prov | {"zenml_run_id": str(context.pipeline_run.id), "pipeline": context.pipeline.name}
+    )
     run_metadata({"data": source, "provenance": prov})
     for pair, info in source["pairs"].items():
         print(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ import mlflow
 import pandas as pd
 from zenml import step
 
-from cryptocast import monitoring, store
+from cryptocast import monitoring, plots, store
 from cryptocast.bundle import load_bundle
 from cryptocast.config import Settings
 from cryptocast.contracts import pair_slug
@@ -54,7 +55,6 @@ def split(
     )
     tag_run(
         {
-            "pipeline": "monitor",
             "granularity": cfg.granularity,
             "champion_version": champion["version"],
         }
@@ -73,6 +73,17 @@ def score_live(
         engine.dispose()
     rows = rows[rows["model_version"] == champion["version"]]
     accuracy = monitoring.live_accuracy(rows, recent, reference)
+    scored = monitoring.scored_forecasts(rows, recent)
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in accuracy["pair"]:
+            path = Path(tmp) / f"live_forecasts_{pair_slug(pair)}.png"
+            plots.live_forecasts(
+                scored,
+                pair,
+                path,
+                title=f"{pair} ({cfg.granularity}): live forecasts of v{champion['version']}",
+            )
+            mlflow.log_artifact(str(path), "plots")
     for r in accuracy.itertuples():
         mlflow.log_metrics(
             {

@@ -26,6 +26,7 @@ from cryptocast import failpoints, registry, store
 from cryptocast.bundle import load_bundle, publish, staging_dir
 from cryptocast.config import Settings
 from steps import serving
+from steps.tracking import experiment_name
 
 
 def _publish_version(cfg: Settings, version: str, bundle_dir: Path | None) -> None:
@@ -164,7 +165,7 @@ def reconcile(cfg: Settings, *, restart: bool = False) -> dict:
 def record_event(cfg: Settings, event: str, result: dict, reason: str) -> None:
     """A person's promotion or rollback, as its own MLflow run in the granularity's
     experiment (tags ``event``, ``from_version``, ``to_version``, ``user``)."""
-    mlflow.set_experiment(f"cryptocast-{cfg.granularity}")
+    mlflow.set_experiment(experiment_name(cfg.granularity))
     with mlflow.start_run(run_name=f"{event}-v{result['version']}"):
         mlflow.set_tags(
             {

@@ -31,3 +31,8 @@ def tag_run(tags: dict[str, str]) -> None:
 def run_metadata(metadata: dict[str, Any]) -> None:
     """Metadata on the ZenML pipeline run (shown in the dashboard)."""
     log_metadata(metadata=metadata, run_id_name_or_prefix=get_step_context().pipeline_run.id)
+
+
+def experiment_name(granularity: str) -> str:
+    """The MLflow experiment of a granularity's runs (``experiment_name`` in its config)."""
+    return f"cryptocast-{granularity}"

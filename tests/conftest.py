@@ -4,6 +4,8 @@ tracking store and artifact store): nothing touches the developer's state."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["ZENML_AUTO_OPEN_DASHBOARD"] = "false"
     os.environ["ZENML_LOGGING_COLORS_DISABLED"] = "true"
     os.environ["DATABASE_URL"] = f"sqlite:///{home}/forecasts.db"
+    os.environ["CRYPTOCAST_METRICS_DIR"] = f"{home}/metrics"
     os.environ.pop("CRYPTOCAST_FAILPOINT", None)
 
 
@@ -107,3 +110,32 @@ def small_config(gran: str, tmp: Path, *, serve: bool, deploy: dict | None = Non
     path = tmp / f"{gran}.yaml"
     path.write_text(yaml.safe_dump(run))
     return path
+
+
+def cli_env(config_dir: Path) -> dict[str, str]:
+    """Environment for ``run.py`` as a user runs it, with the configs in ``config_dir``."""
+    env = os.environ | {
+        "CRYPTOCAST_CONFIG_DIR": str(config_dir),
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    env.pop("CRYPTOCAST_FAILPOINT", None)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``python run.py ARGS`` in a subprocess; with ``check``, fail showing its output."""
+    proc = subprocess.run(
+        [sys.executable, "run.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"run.py {' '.join(args)} -> {proc.returncode}\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc

@@ -9,17 +9,15 @@ The tests share one granularity's state and run in file order.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, small_config
+from tests.conftest import ROOT, cli_env, run_cli, small_config
 
 pytestmark = pytest.mark.e2e
 NAME = "cryptocast-hour-delivery"
@@ -32,12 +30,7 @@ def env(tmp_path_factory):
     small_config(
         "hour", tmp, serve=True, deploy={"model_name": NAME, "timeout_s": 60}, source="sample"
     )
-    e = os.environ | {
-        "CRYPTOCAST_CONFIG_DIR": str(tmp),
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-    e.pop("CRYPTOCAST_FAILPOINT", None)
+    e = cli_env(tmp)
     yield {"env": e, "models": tmp / "hour_models"}
     subprocess.run(
         [sys.executable, "run.py", "stop", "--gran", "hour"], cwd=ROOT, env=e, capture_output=True
@@ -46,20 +39,7 @@ def env(tmp_path_factory):
 
 def cli(env, *args, failpoint: str | None = None, check: bool = True):
     e = env["env"] | ({"CRYPTOCAST_FAILPOINT": failpoint} if failpoint else {})
-    proc = subprocess.run(
-        [sys.executable, "run.py", *args],
-        cwd=ROOT,
-        env=e,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"run.py {' '.join(args)} -> {proc.returncode}\n"
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        )
-    return proc
+    return run_cli(e, *args, check=check)
 
 
 def train(env, pairs, **kw):

@@ -4,14 +4,11 @@ scored, drift is detected, and retraining is triggered and runs."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, small_config
+from tests.conftest import cli_env, run_cli, small_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realdata]
 NAME = "cryptocast-hour-monitor"
@@ -27,23 +24,10 @@ def test_monitor_scores_detects_drift_and_retrains(shared_data, tmp_path):
         data_dir=str(shared_data),
         history=2000,
     )
-    env = os.environ | {
-        "CRYPTOCAST_CONFIG_DIR": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
+    env = cli_env(tmp_path)
 
     def cli(*args):
-        proc = subprocess.run(
-            [sys.executable, "run.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc.stdout
+        return run_cli(env, *args).stdout
 
     cli("train", "--gran", "hour", "--until", "2021-05-01T00:00:00Z")
     out = cli("monitor", "--gran", "hour")
@@ -68,3 +52,18 @@ def test_monitor_scores_detects_drift_and_retrains(shared_data, tmp_path):
     assert 0 < run.data.metrics["live_mase.BTC-USDT"] < 100
     assert run.data.metrics["drift_share"] == 1.0
     assert run.data.tags["retrain_triggered"] == "true"
+    plots = mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")
+    assert {Path(p.path).name for p in plots} == {
+        "live_forecasts_BTC-USDT.png",
+        "live_forecasts_ETH-USDT.png",
+    }
+
+    # what the Prometheus exporter reports of this monitoring run
+    from cryptocast.config import apply_overrides, load_run_config
+    from steps.telemetry import granularity_state
+
+    cfg = apply_overrides(load_run_config(tmp_path / "hour.yaml")["parameters"]["config"])
+    state = granularity_state(cfg)
+    assert state.drift_share == 1.0
+    assert set(state.live_mase) == {"BTC/USDT", "ETH/USDT"}
+    assert state.last_training_ok is True  # the triggered run

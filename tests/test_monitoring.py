@@ -10,7 +10,9 @@ from cryptocast.monitoring import (
     features,
     live_accuracy,
     psi,
+    scored_forecasts,
 )
+from cryptocast.plots import live_forecasts
 from tests.conftest import make_ohlcv
 
 
@@ -66,6 +68,27 @@ def test_live_accuracy_by_hand():
     scale = np.abs(np.diff(actual["close"])).mean()
     assert acc["mase"] == pytest.approx((4 / 3) / scale)
     assert acc["coverage"] == pytest.approx(2 / 3)
+
+
+def test_scored_forecasts_keep_only_what_happened_and_plot(tmp_path):
+    actual = make_ohlcv("BTC/USDT", 10)
+    t = actual["timestamp"]
+    future = t.iloc[-1] + pd.Timedelta(hours=1)
+    stored = pd.DataFrame(
+        {
+            "pair": "BTC/USDT",
+            "origin": t[4],
+            "target_time": [t[5], t[6], future],
+            "forecast": [1.0, 2.0, 3.0],
+            "lower": [0.5, 1.5, 2.5],
+            "upper": [1.5, 2.5, 3.5],
+        }
+    )
+    scored = scored_forecasts(stored, actual)
+    assert list(scored["target_time"]) == [t[5], t[6]]  # the future one is not scored yet
+    assert list(scored["close"]) == [actual["close"][5], actual["close"][6]]
+    png = live_forecasts(scored, "BTC/USDT", tmp_path / "live.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_decision_names_what_crossed_its_threshold():

@@ -7,6 +7,7 @@ version and its alias, the files in models/<gran>_models/, and the served endpoi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -128,6 +129,38 @@ def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
     )
     assert bad.status_code == 400
     assert "unknown pair" in bad.json()["message"]
+
+
+def test_exporter_reports_the_served_champion(hour_run):
+    """The exporter over this session's real state: the champion's server answered the
+    requests of the test above, and its counters crossed from the server's process."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from cryptocast import exporter
+    from cryptocast.config import apply_overrides, load_run_config
+    from cryptocast.telemetry import METRICS_DIR_ENV
+    from steps.telemetry import granularity_state
+
+    _, cfg_path, _ = hour_run
+    cfg = apply_overrides(load_run_config(cfg_path)["parameters"]["config"])
+    state = granularity_state(cfg)
+    assert state.champion_version == 1
+    assert state.serving_up
+    assert state.probe_seconds < 5
+    assert state.last_training_ok is True
+    assert state.live_mase == {}  # no monitoring run yet
+    reg = exporter.registry(lambda: [state], Path(os.environ[METRICS_DIR_ENV]))
+    got = {
+        (s.name, s.labels.get("kind")): s.value
+        for fam in text_string_to_metric_families(generate_latest(reg).decode())
+        for s in fam.samples
+        if s.labels.get("granularity") == "hour"
+    }
+    assert got[("cryptocast_requests_total", None)] >= 2
+    assert got[("cryptocast_request_errors_total", "bad_request")] >= 1
+    assert got[("cryptocast_serving_up", None)] == 1
+    assert got[("cryptocast_champion_version", None)] == 1
 
 
 def test_second_run_is_cached_and_keeps_the_champion(hour_run):

@@ -126,6 +126,11 @@ class MonitoringSettings(_Strict):
     ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
     drift_share: float = Field(default=0.5, gt=0, le=1)
     retrain: bool = Field(default=True, description="Run the training pipeline when needed.")
+    schedule: str = Field(description="Cron schedule of `make monitor` (`make schedule`).")
+    retrain_schedule: str = Field(description="Cron schedule of a regular `make train`.")
+    training_period_hours: float = Field(
+        gt=0, description="Expected time between trainings; alert when twice as old."
+    )
 
 
 class DeploySettings(_Strict):

@@ -104,6 +104,13 @@ def drift(reference: pd.DataFrame, recent: pd.DataFrame, th: DriftThresholds) ->
     return pd.DataFrame(rows, columns=["pair", "feature", "ks", "ks_pvalue", "psi", "drifted"])
 
 
+def scored_forecasts(forecasts: pd.DataFrame, actual: pd.DataFrame) -> pd.DataFrame:
+    """Stored forecasts whose target time has happened, with the actual ``close``."""
+    truth = actual[["pair", "timestamp", "close"]].rename(columns={"timestamp": "target_time"})
+    f = forecasts.assign(target_time=pd.to_datetime(forecasts["target_time"], utc=True))
+    return f.merge(truth, on=["pair", "target_time"], how="inner")
+
+
 def live_accuracy(
     forecasts: pd.DataFrame, actual: pd.DataFrame, reference: pd.DataFrame
 ) -> pd.DataFrame:
@@ -112,9 +119,7 @@ def live_accuracy(
     ``forecasts``: rows of the forecast store (pair, target_time, forecast, lower, upper);
     ``actual``: OHLCV candles (the close at ``target_time`` is the truth); ``reference``:
     the candles that define MASE's scale (the champion's training window)."""
-    truth = actual[["pair", "timestamp", "close"]].rename(columns={"timestamp": "target_time"})
-    f = forecasts.assign(target_time=pd.to_datetime(forecasts["target_time"], utc=True))
-    scored = f.merge(truth, on=["pair", "target_time"], how="inner")
+    scored = scored_forecasts(forecasts, actual)
     rows = []
     for pair, g in scored.groupby("pair"):
         err = (g["close"] - g["forecast"]).abs()

@@ -1,4 +1,5 @@
-"""Plots people would rather look at than read: forecast vs actual per pair."""
+"""Plots people would rather look at than read: forecast vs actual per pair (backtest and
+live), and live error over time."""
 
 from __future__ import annotations
 
@@ -11,28 +12,31 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 
+def _band(ax, frame: pd.DataFrame, x: str, **style) -> None:
+    """The forecast interval (``lower``..``upper``) of ``frame`` against column ``x``."""
+    ax.fill_between(frame[x], frame["lower"], frame["upper"], **style)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def forecast_vs_actual(
     backtests: pd.DataFrame, pair: str, candidates: list[str], path: Path, *, title: str = ""
 ) -> Path:
     """Backtest window of ``pair``: actual close, each candidate's forecasts, and the
     interval of the first candidate (the challenger)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-
     bt = backtests[backtests["pair"] == pair]
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
     first = bt[bt["candidate"] == candidates[0]].sort_values("timestamp")
     actual = first.drop_duplicates("timestamp")
     ax.plot(actual["timestamp"], actual["actual"], color="black", lw=1.3, label="actual")
-    ax.fill_between(
-        first["timestamp"],
-        first["lower"],
-        first["upper"],
-        color="tab:blue",
-        alpha=0.15,
-        label=f"{candidates[0]} interval",
-    )
+    _band(ax, first, "timestamp", color="tab:blue", alpha=0.15, label=f"{candidates[0]} interval")
     for i, name in enumerate(candidates):
         g = bt[bt["candidate"] == name]
         for j, (_, path_) in enumerate(g.groupby("origin")):
@@ -47,9 +51,35 @@ def forecast_vs_actual(
     ax.set_ylabel("close")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def live_forecasts(scored: pd.DataFrame, pair: str, path: Path, *, title: str = "") -> Path:
+    """The champion's stored forecasts for ``pair`` against what happened (top), and the
+    absolute error of each forecast over time (bottom). ``scored``:
+    ``cryptocast.monitoring.scored_forecasts``."""
+    g = scored[scored["pair"] == pair].sort_values("target_time")
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(11, 6), dpi=110, sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
+    actual = g.drop_duplicates("target_time")
+    top.plot(actual["target_time"], actual["close"], color="black", lw=1.3, label="actual")
+    for i, (_, path_) in enumerate(g.groupby("origin")):
+        first = i == 0  # one legend entry for all forecast paths
+        label = "forecast" if first else None
+        top.plot(path_["target_time"], path_["forecast"], color="C0", lw=1, label=label)
+        label = "interval" if first else None
+        _band(top, path_, "target_time", color="C0", alpha=0.12, label=label)
+    top.set_ylabel("close")
+    top.set_title(title or f"{pair}: live forecasts of the champion")
+    top.legend(loc="upper left", fontsize=8)
+    err = (g["close"] - g["forecast"]).abs()
+    bottom.plot(g["target_time"], err, ".", color="C3", ms=3, label="|error|")
+    bottom.plot(
+        g["target_time"], err.expanding().mean(), color="C3", lw=1.2, label="mean |error| so far"
+    )
+    bottom.set_ylabel("absolute error")
+    bottom.legend(loc="upper left", fontsize=8)
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    return _save(fig, path)

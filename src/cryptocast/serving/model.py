@@ -73,16 +73,24 @@ class CryptocastModel(PythonModel):
     """Forecasts for every pair of one granularity, from the bundle logged with it."""
 
     def load_context(self, context) -> None:
-        from cryptocast import failpoints
+        from cryptocast import failpoints, telemetry
         from cryptocast.bundle import load_bundle
 
-        if os.environ.get(_SERVER_MODEL_PATH):  # in a scoring server, not a validation load
+        in_server = bool(os.environ.get(_SERVER_MODEL_PATH))  # not a validation load
+        if in_server:
             failpoints.hit("server.load_context")
         self.bundle = load_bundle(context.artifacts["bundle"])
         version = (context.model_config or {}).get("model_version")
         if version:
             self.bundle.manifest["model_version"] = str(version)
         self.cached = {pair: self.bundle.forecast(pair) for pair in self.bundle.pairs}
+        self.metrics = (
+            telemetry.service_metrics(
+                self.bundle.manifest["granularity"], str(self.bundle.manifest["model_version"])
+            )
+            if in_server
+            else None
+        )
 
     def _one(self, pair: str, horizon: int | None, candles: pd.DataFrame | None):
         if candles is None:
@@ -91,6 +99,14 @@ class CryptocastModel(PythonModel):
         return self.bundle.forecast(pair, horizon, candles)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        if self.metrics is None:
+            return self._predict(model_input)
+        with self.metrics.request(bad_request=MlflowException):
+            out = self._predict(model_input)
+        self.metrics.predicted(list(out["pair"].unique()))
+        return out
+
+    def _predict(self, model_input: pd.DataFrame) -> pd.DataFrame:
         try:
             frames = [self._one(*request) for request in parse_requests(model_input)]
         except RequestError as exc:
