@@ -385,6 +385,63 @@ def metrics(gran: str, manifests: tuple[str, ...], out: str | None) -> None:
     click.echo(text)
 
 
+@cli.command("shift-data")
+@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@click.option("--data-dir", required=True, help="Directory of CSV/Parquet files to start from.")
+@click.option("--out", required=True, help="Directory to write the canonical CSV files to.")
+@click.option("--after", required=True, help="UTC time: candles after it are shifted.")
+@click.option("--until", default=None, help="UTC time: candles after it are left out.")
+@click.option("--return-scale", type=float, default=1.0, show_default=True)
+@click.option("--volume-scale", type=float, default=1.0, show_default=True)
+@click.option("--pairs", default=None, help="Space-separated pairs (default: the config's).")
+def shift_data(
+    gran: str,
+    data_dir: str,
+    out: str,
+    after: str,
+    until: str | None,
+    return_scale: float,
+    volume_scale: float,
+    pairs: str | None,
+) -> None:
+    """Write a what-if copy of DATA_DIR for `make monitor`: the candles a training run
+    would load (up to UNTIL) after validation, with a shifted distribution after AFTER
+    (one-step log returns x RETURN_SCALE, volume x VOLUME_SCALE)."""
+    import numpy as np
+    import pandas as pd
+
+    from cryptocast.config import apply_overrides, load_run_config
+    from cryptocast.contracts import pair_slug
+    from cryptocast.data.scenarios import shifted
+    from cryptocast.data.sources import load_ohlcv
+    from cryptocast.validation import validate
+
+    cfg = apply_overrides(
+        load_run_config(_config_path(gran))["parameters"]["config"],
+        source="files",
+        data_dir=str(Path(data_dir).resolve()),
+        pairs=pairs.split() if pairs else None,
+        until=until,
+    )
+    clean, _ = validate(load_ohlcv(cfg).frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
+    start = pd.Timestamp(after)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    frame = shifted(clean, after=start, return_scale=return_scale, volume_scale=volume_scale)
+    target = Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    for pair, g in frame.groupby("pair"):
+        g.assign(timestamp=g["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(
+            target / f"{pair_slug(pair)}.csv", index=False
+        )
+        r = np.log(g["close"]).diff()
+        later = g["timestamp"] > start
+        click.echo(
+            f"{pair}: {len(g)} candles, {int(later.sum())} after {start} "
+            f"(return std {r[~later].std():.4f} -> {r[later].std():.4f}) -> "
+            f"{target / (pair_slug(pair) + '.csv')}"
+        )
+
+
 @cli.command("tracking-uri")
 def tracking_uri() -> None:
     """Print the MLflow tracking URI of the active stack."""

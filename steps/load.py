@@ -38,6 +38,7 @@ def load(cfg: Settings) -> tuple[Annotated[pd.DataFrame, "ohlcv"], Annotated[dic
     tag_run(
         {
             "granularity": cfg.granularity,
+            "model": cfg.deploy.model_name,
             "data_source": loaded.source,
             "data_fallback": str(loaded.fallback).lower(),
         }

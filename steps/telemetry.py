@@ -32,10 +32,11 @@ def probe(prediction_url: str, timeout_s: float = 2.0) -> float | None:
     return time.perf_counter() - start
 
 
-def _last_run(granularity: str, pipeline: str):
+def _last_run(cfg: Settings, pipeline: str):
+    """The newest MLflow run of ``pipeline`` for this config's registered model."""
     runs = mlflow.search_runs(
-        experiment_names=[experiment_name(granularity)],
-        filter_string=f"tags.pipeline = '{pipeline}'",
+        experiment_names=[experiment_name(cfg.granularity)],
+        filter_string=f"tags.pipeline = '{pipeline}' and tags.model = '{cfg.deploy.model_name}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
         output_format="list",
@@ -58,14 +59,14 @@ def granularity_state(cfg: Settings) -> GranularityState:
         svc = serving.running(name, champion)
         state.probe_seconds = probe(svc.prediction_url) if svc else None
         state.serving_up = state.probe_seconds is not None
-    last_training = _last_run(cfg.granularity, training.name)
+    last_training = _last_run(cfg, training.name)
     if last_training is not None:
         info = last_training.info
         state.last_training_ts = (info.end_time or info.start_time) / 1000.0
         state.last_training_ok = {"FINISHED": True, "FAILED": False, "KILLED": False}.get(
             info.status
         )
-    monitor = _last_run(cfg.granularity, monitoring.name)
+    monitor = _last_run(cfg, monitoring.name)
     if monitor is not None:
         state.last_monitor_ts = monitor.info.start_time / 1000.0
         metrics = monitor.data.metrics
