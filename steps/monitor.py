@@ -28,7 +28,9 @@ def _thresholds(cfg: Settings) -> monitoring.MonitorThresholds:
     return monitoring.MonitorThresholds(
         max_live_mase=m.max_live_mase,
         min_scored=m.min_scored,
-        drift=monitoring.DriftThresholds(psi=m.psi, ks_pvalue=m.ks_pvalue, share=m.drift_share),
+        drift=monitoring.DriftThresholds(
+            psi=m.psi, ks_pvalue=m.ks_pvalue, share=m.drift_share, min_recent=m.min_recent
+        ),
     )
 
 
@@ -72,8 +74,9 @@ def score_live(
     finally:
         engine.dispose()
     rows = rows[rows["model_version"] == champion["version"]]
-    accuracy = monitoring.live_accuracy(rows, recent, reference)
-    scored = monitoring.scored_forecasts(rows, recent)
+    window = cfg.monitoring.live_window
+    accuracy = monitoring.live_accuracy(rows, recent, reference, window)
+    scored = monitoring.scored_forecasts(rows, recent, window)
     with tempfile.TemporaryDirectory() as tmp:
         for pair in accuracy["pair"]:
             path = Path(tmp) / f"live_forecasts_{pair_slug(pair)}.png"

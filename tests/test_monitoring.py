@@ -48,6 +48,9 @@ def test_drift_detects_a_shifted_distribution():
     hot = drift(ref, wild, DriftThresholds())
     assert hot["drifted"].all()
     assert set(hot["feature"]) == {"log_return", "log_volume"}
+    # too few recent candles: not judged (no rows), rather than judged on noise
+    assert drift(ref, wild.head(10), DriftThresholds(min_recent=10)).empty  # 9 returns
+    assert len(drift(ref, wild.head(11), DriftThresholds(min_recent=10))) == 2
 
 
 def test_live_accuracy_by_hand():
@@ -86,6 +89,7 @@ def test_scored_forecasts_keep_only_what_happened_and_plot(tmp_path):
     )
     scored = scored_forecasts(stored, actual)
     assert list(scored["target_time"]) == [t[5], t[6]]  # the future one is not scored yet
+    assert list(scored_forecasts(stored, actual, last=1)["target_time"]) == [t[6]]
     assert list(scored["close"]) == [actual["close"][5], actual["close"][6]]
     png = live_forecasts(scored, "BTC/USDT", tmp_path / "live.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

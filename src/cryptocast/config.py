@@ -122,6 +122,8 @@ class MonitoringSettings(_Strict):
     reference_window: int = Field(gt=10, description="Candles before the champion's origin.")
     max_live_mase: float = Field(gt=0, description="Retrain when a pair's live MASE is above.")
     min_scored: int = Field(default=24, gt=0, description="Forecasts needed to judge accuracy.")
+    live_window: int = Field(gt=0, description="Score the last N forecasts that came due.")
+    min_recent: int = Field(default=24, gt=1, description="Recent candles needed to judge drift.")
     psi: float = Field(default=0.2, gt=0)
     ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
     drift_share: float = Field(default=0.5, gt=0, le=1)

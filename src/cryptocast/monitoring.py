@@ -76,19 +76,22 @@ class DriftThresholds:
     psi: float = 0.2  # the usual "significant shift" level
     ks_pvalue: float = 0.01
     share: float = 0.5  # retrain when at least this share of (pair, feature) drifted
+    min_recent: int = 24  # a pair with fewer recent values is not judged yet
 
 
 def drift(reference: pd.DataFrame, recent: pd.DataFrame, th: DriftThresholds) -> pd.DataFrame:
     """One row per (pair, feature): ks, ks_pvalue, psi, drifted (PSI or KS beyond limits).
 
     ``reference`` and ``recent`` are OHLCV frames (the champion's training candles and the
-    candles since)."""
+    candles since). Pairs with fewer than ``th.min_recent`` recent values are left out."""
     ref, new = features(reference), features(recent)
     rows = []
     for pair in sorted(set(ref["pair"]) & set(new["pair"])):
         for f in FEATURES:
             a = ref.loc[ref["pair"] == pair, f].dropna().to_numpy()
             b = new.loc[new["pair"] == pair, f].dropna().to_numpy()
+            if len(b) < th.min_recent:
+                continue
             ks = ks_2samp(a, b)
             value = psi(a, b)
             rows.append(
@@ -104,22 +107,32 @@ def drift(reference: pd.DataFrame, recent: pd.DataFrame, th: DriftThresholds) ->
     return pd.DataFrame(rows, columns=["pair", "feature", "ks", "ks_pvalue", "psi", "drifted"])
 
 
-def scored_forecasts(forecasts: pd.DataFrame, actual: pd.DataFrame) -> pd.DataFrame:
-    """Stored forecasts whose target time has happened, with the actual ``close``."""
+def scored_forecasts(
+    forecasts: pd.DataFrame, actual: pd.DataFrame, last: int | None = None
+) -> pd.DataFrame:
+    """Stored forecasts whose target time has happened, with the actual ``close``; with
+    ``last``, only the ``last`` of them per pair (by target time)."""
     truth = actual[["pair", "timestamp", "close"]].rename(columns={"timestamp": "target_time"})
     f = forecasts.assign(target_time=pd.to_datetime(forecasts["target_time"], utc=True))
-    return f.merge(truth, on=["pair", "target_time"], how="inner")
+    scored = f.merge(truth, on=["pair", "target_time"], how="inner")
+    if last is not None:
+        scored = scored.sort_values("target_time", kind="stable").groupby("pair").tail(last)
+    return scored.reset_index(drop=True)
 
 
 def live_accuracy(
-    forecasts: pd.DataFrame, actual: pd.DataFrame, reference: pd.DataFrame
+    forecasts: pd.DataFrame,
+    actual: pd.DataFrame,
+    reference: pd.DataFrame,
+    last: int | None = None,
 ) -> pd.DataFrame:
     """Score stored forecasts against what happened, per pair.
 
     ``forecasts``: rows of the forecast store (pair, target_time, forecast, lower, upper);
     ``actual``: OHLCV candles (the close at ``target_time`` is the truth); ``reference``:
-    the candles that define MASE's scale (the champion's training window)."""
-    scored = scored_forecasts(forecasts, actual)
+    the candles that define MASE's scale (the champion's training window); ``last``: score
+    only the ``last`` forecasts per pair that came due (the configured live window)."""
+    scored = scored_forecasts(forecasts, actual, last)
     rows = []
     for pair, g in scored.groupby("pair"):
         err = (g["close"] - g["forecast"]).abs()
