@@ -151,11 +151,12 @@ def test_exporter_reports_the_served_champion(hour_run):
     assert state.last_training_ok is True
     assert state.live_mase == {}  # no monitoring run yet
     reg = exporter.registry(lambda: [state], Path(os.environ[METRICS_DIR_ENV]))
-    got = {
+    got = {  # other tests' servers write to the same directory: only this model's v1
         (s.name, s.labels.get("kind")): s.value
         for fam in text_string_to_metric_families(generate_latest(reg).decode())
         for s in fam.samples
-        if s.labels.get("granularity") == "hour"
+        if s.labels.get("model") == "cryptocast-hour"
+        and s.labels.get("model_version") in {None, "1"}
     }
     assert got[("cryptocast_requests_total", None)] >= 2
     assert got[("cryptocast_request_errors_total", "bad_request")] >= 1

@@ -25,7 +25,7 @@ MONITORING = ROOT / "monitoring"
 # what a scoring-server worker does: one good request, one bad, one crash
 SERVER = """
 from cryptocast.telemetry import service_metrics
-m = service_metrics("hour", "7")
+m = service_metrics("hour", "cryptocast-hour", "7")
 with m.request(bad_request=ValueError):
     pass
 m.predicted(["BTC/USDT", "ETH/USDT"])
@@ -76,7 +76,7 @@ def exposition(tmp_path_factory) -> str:
 
 def test_service_counters_cross_the_process_boundary(exposition):
     got = samples(exposition)
-    labels = {"granularity": "hour", "model_version": "7"}
+    labels = {"granularity": "hour", "model": "cryptocast-hour", "model_version": "7"}
 
     def value(name, **extra):
         return got[(name, frozenset((labels | extra).items()))]
@@ -111,7 +111,7 @@ def test_unknown_state_is_absent_not_zero():
 
 def test_no_metrics_dir_no_service_metrics(monkeypatch):
     monkeypatch.delenv(telemetry.METRICS_DIR_ENV, raising=False)
-    assert telemetry.service_metrics("hour", "1") is None
+    assert telemetry.service_metrics("hour", "cryptocast-hour", "1") is None
 
 
 def test_state_is_cached_and_survives_a_failing_read():

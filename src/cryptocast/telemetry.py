@@ -51,10 +51,10 @@ DRIFT_SHARE_THRESHOLD = "cryptocast_drift_share_threshold"
 class ServiceMetrics:
     """Request counters and latency of one served model (one granularity)."""
 
-    def __init__(self, granularity: str, model_version: str) -> None:
+    def __init__(self, granularity: str, model: str, model_version: str) -> None:
         from prometheus_client import Counter, Histogram
 
-        labels = {"granularity": granularity, "model_version": model_version}
+        labels = {"granularity": granularity, "model": model, "model_version": model_version}
         self._requests = Counter(REQUESTS, "Forecast requests answered or refused", [*labels])
         self._errors = Counter(ERRORS, "Forecast requests that failed", [*labels, "kind"])
         self._latency = Histogram(
@@ -88,7 +88,7 @@ class ServiceMetrics:
             self._predictions.labels(**self.labels, pair=pair).inc()
 
 
-def service_metrics(granularity: str, model_version: str) -> ServiceMetrics | None:
+def service_metrics(granularity: str, model: str, model_version: str) -> ServiceMetrics | None:
     """:class:`ServiceMetrics` writing to ``$CRYPTOCAST_METRICS_DIR`` (multiprocess files),
     or None when that is unset. Must run before anything imports prometheus_client in this
     process: prometheus-client picks its storage when first imported."""
@@ -104,7 +104,7 @@ def service_metrics(granularity: str, model_version: str) -> ServiceMetrics | No
         return None
     Path(directory).mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    return ServiceMetrics(granularity, model_version)
+    return ServiceMetrics(granularity, model, model_version)
 
 
 @dataclass

@@ -84,10 +84,9 @@ class CryptocastModel(PythonModel):
         if version:
             self.bundle.manifest["model_version"] = str(version)
         self.cached = {pair: self.bundle.forecast(pair) for pair in self.bundle.pairs}
+        m = self.bundle.manifest
         self.metrics = (
-            telemetry.service_metrics(
-                self.bundle.manifest["granularity"], str(self.bundle.manifest["model_version"])
-            )
+            telemetry.service_metrics(m["granularity"], m["model_name"], str(m["model_version"]))
             if in_server
             else None
         )
