@@ -22,6 +22,30 @@ os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
 os.environ.setdefault("CRYPTOCAST_METRICS_DIR", str(ROOT / ".metrics"))
 
 
+gran_option = click.option(
+    "--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True
+)
+
+
+def data_options(command):
+    """``--gran``, ``--data``, ``--data-dir``, ``--pairs``: what a pipeline runs on."""
+    options = (
+        gran_option,
+        click.option(
+            "--data",
+            "source",
+            type=click.Choice(["auto", "binance", "files", "sample"]),
+            default=None,
+            help="Override data.source of the config.",
+        ),
+        click.option("--data-dir", default=None, help="Directory of CSV/Parquet files."),
+        click.option("--pairs", default=None, help='Space-separated, e.g. "BTC/USDT ETH/USDT".'),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _config_path(gran: str, config: str | None = None) -> Path:
     """``--config``, else ``$CRYPTOCAST_CONFIG_DIR/<gran>.yaml``, else configs/<gran>.yaml."""
     if config:
@@ -61,16 +85,7 @@ def setup() -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
-@click.option(
-    "--data",
-    "source",
-    type=click.Choice(["auto", "binance", "files", "sample"]),
-    default=None,
-    help="Override data.source of the config.",
-)
-@click.option("--data-dir", default=None, help="Directory of CSV/Parquet files (DATA=files).")
-@click.option("--pairs", default=None, help='Space-separated pairs, e.g. "BTC/USDT ETH/USDT".')
+@data_options
 @click.option("--config", default=None, help="Run configuration (default configs/<gran>.yaml).")
 @click.option("--until", default=None, help="Train as of this UTC time (drop later candles).")
 def train(
@@ -122,16 +137,7 @@ def train(
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
-@click.option(
-    "--data",
-    "source",
-    type=click.Choice(["auto", "binance", "files", "sample"]),
-    default=None,
-    help="Override data.source of the config.",
-)
-@click.option("--data-dir", default=None, help="Directory of CSV/Parquet files (DATA=files).")
-@click.option("--pairs", default=None, help='Space-separated pairs, e.g. "BTC/USDT ETH/USDT".')
+@data_options
 def monitor(gran: str, source: str | None, data_dir: str | None, pairs: str | None) -> None:
     """Live accuracy and drift of the champion; retrain when a threshold is crossed."""
     import tempfile
@@ -201,7 +207,7 @@ def status() -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 @click.option("--pair", default="BTC/USDT", show_default=True)
 @click.option("--horizon", type=int, default=None)
 def predict(gran: str, pair: str, horizon: int | None) -> None:
@@ -276,7 +282,7 @@ def _release(gran: str, event: str, version: str | None, reason: str) -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 @click.option("--version", required=True, help="Registered version to make the champion.")
 @click.option("--reason", default="manual promotion", show_default=True)
 def promote(gran: str, version: str, reason: str) -> None:
@@ -285,7 +291,7 @@ def promote(gran: str, version: str, reason: str) -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 @click.option("--version", default=None, help="Default: the 'previous' alias.")
 @click.option("--reason", default="rollback", show_default=True)
 def rollback(gran: str, version: str | None, reason: str) -> None:
@@ -295,7 +301,7 @@ def rollback(gran: str, version: str | None, reason: str) -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 def serve(gran: str) -> None:
     """Start, or restart without downtime, the champion's server; heal files and forecasts."""
     from steps import release
@@ -310,7 +316,7 @@ def serve(gran: str) -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 def stop(gran: str) -> None:
     """Stop every server of this granularity."""
     from steps import serving
@@ -323,7 +329,7 @@ def stop(gran: str) -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 @click.option("--all", "show_all", is_flag=True, help="Every stored row, not only the latest.")
 def forecasts(gran: str, show_all: bool) -> None:
     """The forecasts stored in the database ($DATABASE_URL, default SQLite)."""
@@ -367,7 +373,7 @@ def metrics_markdown(manifest: dict) -> str:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 @click.option("--manifest", "manifests", multiple=True, help="Manifest file(s) to report.")
 @click.option("--out", default=None, help="Also write the markdown to this file.")
 def metrics(gran: str, manifests: tuple[str, ...], out: str | None) -> None:
@@ -386,7 +392,7 @@ def metrics(gran: str, manifests: tuple[str, ...], out: str | None) -> None:
 
 
 @cli.command("shift-data")
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 @click.option("--data-dir", required=True, help="Directory of CSV/Parquet files to start from.")
 @click.option("--out", required=True, help="Directory to write the canonical CSV files to.")
 @click.option("--after", required=True, help="UTC time: candles after it are shifted.")
@@ -451,7 +457,7 @@ def tracking_uri() -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 def versions(gran: str) -> None:
     """Registered model versions with aliases and tags."""
     from cryptocast import registry
@@ -517,7 +523,7 @@ def _crontab(*args: str, stdin: str | None = None) -> str:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 @click.option("--options", default="", help='Extra make variables, e.g. "DATA=files DATA_DIR=/x".')
 def schedule(gran: str, options: str) -> None:
     """Install the cron entries of GRAN (monitor + regular training); print them."""
@@ -543,7 +549,7 @@ def schedule(gran: str, options: str) -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 def unschedule(gran: str) -> None:
     """Remove the cron entries `schedule` installed for GRAN (and nothing else)."""
     from cryptocast import schedule as cron
@@ -561,7 +567,7 @@ def unschedule(gran: str) -> None:
 
 
 @cli.command()
-@click.option("--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True)
+@gran_option
 def manifest(gran: str) -> None:
     """Print models/<gran>_models/manifest.json."""
     path = ROOT / _settings(gran).deploy.models_dir / "manifest.json"
