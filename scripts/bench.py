@@ -78,6 +78,7 @@ def plain(gran: str, out: Path) -> None:
         histories = {p: close_series(clean, p) for p in chosen}
         manifest = {
             "granularity": cfg.granularity,
+            "model_name": cfg.deploy.model_name,
             "freq": cfg.freq,
             "horizon": cfg.horizon,
             "interval": cfg.evaluation.interval,

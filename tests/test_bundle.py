@@ -183,3 +183,46 @@ def test_pyfunc_serves_cached_and_conditioned_forecasts(tmp_path, histories):
     assert out["origin"].iloc[0] != cached["origin"].iloc[0]
     with pytest.raises(MlflowException, match="JSON list"):
         model.predict(None, pd.DataFrame([{"pair": "ETH/USDT", "candles": "{not json"}]))
+
+
+SERVER_LOAD = """
+import os, sys
+import pandas as pd
+from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
+from cryptocast.serving.model import CryptocastModel
+
+os.environ[_SERVER_MODEL_PATH] = "as in a scoring server"
+class Ctx:
+    artifacts = {"bundle": sys.argv[1]}
+    model_config = {"model_version": "3"}
+model = CryptocastModel()
+model.load_context(Ctx())
+model.predict(None, pd.DataFrame([{"pair": "BTC/USDT"}]))
+"""
+
+
+def test_served_bundle_without_model_name_still_loads_and_counts(tmp_path, histories):
+    """A bundle whose manifest has no model_name (``make bench``'s plain one) broke the
+    server's load_context once service metrics were added."""
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client import generate_latest
+
+    from cryptocast import exporter
+    from cryptocast.telemetry import METRICS_DIR_ENV
+    from tests.conftest import ROOT
+
+    bundle = _write(tmp_path / "b", histories)
+    env = os.environ | {METRICS_DIR_ENV: str(tmp_path / "metrics"), "PYTHONPATH": str(ROOT)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", SERVER_LOAD, str(bundle)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = generate_latest(exporter.registry(list, tmp_path / "metrics")).decode()
+    assert (
+        'cryptocast_requests_total{granularity="hour",model="unregistered",model_version="3"} 1.0'
+        in text
+    )

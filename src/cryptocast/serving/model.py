@@ -86,7 +86,9 @@ class CryptocastModel(PythonModel):
         self.cached = {pair: self.bundle.forecast(pair) for pair in self.bundle.pairs}
         m = self.bundle.manifest
         self.metrics = (
-            telemetry.service_metrics(m["granularity"], m["model_name"], str(m["model_version"]))
+            telemetry.service_metrics(
+                m["granularity"], m.get("model_name", "unregistered"), str(m["model_version"])
+            )
             if in_server
             else None
         )
