@@ -61,10 +61,10 @@ def _stack() -> None:
     configure_mlflow()
 
 
-def _settings(gran: str):
-    from cryptocast.config import apply_overrides, load_run_config
+def _settings(gran: str, **overrides):
+    from cryptocast.config import load_settings
 
-    return apply_overrides(load_run_config(_config_path(gran))["parameters"]["config"])
+    return load_settings(_config_path(gran), **overrides)
 
 
 @click.group()
@@ -416,14 +416,13 @@ def shift_data(
     import numpy as np
     import pandas as pd
 
-    from cryptocast.config import apply_overrides, load_run_config
     from cryptocast.contracts import pair_slug
     from cryptocast.data.scenarios import shifted
     from cryptocast.data.sources import load_ohlcv
     from cryptocast.validation import validate
 
-    cfg = apply_overrides(
-        load_run_config(_config_path(gran))["parameters"]["config"],
+    cfg = _settings(
+        gran,
         source="files",
         data_dir=str(Path(data_dir).resolve()),
         pairs=pairs.split() if pairs else None,
@@ -557,7 +556,7 @@ def unschedule(gran: str) -> None:
     tag = cron.marker(ROOT, gran)
     before = _crontab("-l")
     after = cron.without(before, tag)
-    removed = [line for line in before.splitlines() if line.rstrip().endswith(tag)]
+    removed = cron.ours(before, tag)
     _crontab("-", stdin=after)
     click.echo(
         "removed:\n" + "\n".join(f"  {line}" for line in removed)

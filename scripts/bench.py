@@ -42,7 +42,7 @@ def plain(gran: str, out: Path) -> None:
     import mlflow
 
     from cryptocast.bundle import write_bundle
-    from cryptocast.config import apply_overrides, load_run_config
+    from cryptocast.config import load_settings
     from cryptocast.data.sources import load_ohlcv
     from cryptocast.evaluation import decide
     from cryptocast.registry import pyfunc_spec
@@ -51,9 +51,7 @@ def plain(gran: str, out: Path) -> None:
     from cryptocast.workflow import close_series, evaluate_candidates, train_candidates
 
     t = {"imports": time.perf_counter() - t_start}
-    cfg = apply_overrides(
-        load_run_config(ROOT / "configs" / f"{gran}.yaml")["parameters"]["config"]
-    )
+    cfg = load_settings(ROOT / "configs" / f"{gran}.yaml")
 
     def lap(name: str, t0: float) -> float:
         t[name] = time.perf_counter() - t0

@@ -74,9 +74,8 @@ def score_live(
     finally:
         engine.dispose()
     rows = rows[rows["model_version"] == champion["version"]]
-    window = cfg.monitoring.live_window
-    accuracy = monitoring.live_accuracy(rows, recent, reference, window)
-    scored = monitoring.scored_forecasts(rows, recent, window)
+    scored = monitoring.scored_forecasts(rows, recent, cfg.monitoring.live_window)
+    accuracy = monitoring.live_accuracy(scored, reference)
     with tempfile.TemporaryDirectory() as tmp:
         for pair in accuracy["pair"]:
             path = Path(tmp) / f"live_forecasts_{pair_slug(pair)}.png"

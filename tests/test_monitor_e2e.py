@@ -59,10 +59,10 @@ def test_monitor_scores_detects_drift_and_retrains(shared_data, tmp_path):
     }
 
     # what the Prometheus exporter reports of this monitoring run
-    from cryptocast.config import apply_overrides, load_run_config
+    from cryptocast.config import load_settings
     from steps.telemetry import granularity_state
 
-    cfg = apply_overrides(load_run_config(tmp_path / "hour.yaml")["parameters"]["config"])
+    cfg = load_settings(tmp_path / "hour.yaml")
     state = granularity_state(cfg)
     assert state.drift_share == 1.0
     assert set(state.live_mase) == {"BTC/USDT", "ETH/USDT"}

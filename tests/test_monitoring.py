@@ -65,7 +65,7 @@ def test_live_accuracy_by_hand():
             "upper": [1e9, 0.0, 1e9],
         }
     )
-    acc = live_accuracy(stored, actual, actual).set_index("pair").loc["BTC/USDT"]
+    acc = live_accuracy(scored_forecasts(stored, actual), actual).set_index("pair").loc["BTC/USDT"]
     assert acc["n"] == 3
     assert acc["mae"] == pytest.approx((1 + 3 + 0) / 3)
     scale = np.abs(np.diff(actual["close"])).mean()

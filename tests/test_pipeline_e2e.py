@@ -138,12 +138,12 @@ def test_exporter_reports_the_served_champion(hour_run):
     from prometheus_client.parser import text_string_to_metric_families
 
     from cryptocast import exporter
-    from cryptocast.config import apply_overrides, load_run_config
+    from cryptocast.config import load_settings
     from cryptocast.telemetry import METRICS_DIR_ENV
     from steps.telemetry import granularity_state
 
     _, cfg_path, _ = hour_run
-    cfg = apply_overrides(load_run_config(cfg_path)["parameters"]["config"])
+    cfg = load_settings(cfg_path)
     state = granularity_state(cfg)
     assert state.champion_version == 1
     assert state.serving_up

@@ -224,3 +224,9 @@ def apply_overrides(
     if until:
         data["end"] = until
     return Settings.model_validate(cfg)
+
+
+def load_settings(path: str | Path, **overrides: Any) -> Settings:
+    """The validated ``parameters.config`` of the run configuration at ``path``, after
+    the command-line ``overrides`` of :func:`apply_overrides`."""
+    return apply_overrides(load_run_config(path)["parameters"]["config"], **overrides)

@@ -120,19 +120,11 @@ def scored_forecasts(
     return scored.reset_index(drop=True)
 
 
-def live_accuracy(
-    forecasts: pd.DataFrame,
-    actual: pd.DataFrame,
-    reference: pd.DataFrame,
-    last: int | None = None,
-) -> pd.DataFrame:
-    """Score stored forecasts against what happened, per pair.
+def live_accuracy(scored: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Live MAE, MASE and interval coverage per pair.
 
-    ``forecasts``: rows of the forecast store (pair, target_time, forecast, lower, upper);
-    ``actual``: OHLCV candles (the close at ``target_time`` is the truth); ``reference``:
-    the candles that define MASE's scale (the champion's training window); ``last``: score
-    only the ``last`` forecasts per pair that came due (the configured live window)."""
-    scored = scored_forecasts(forecasts, actual, last)
+    ``scored``: :func:`scored_forecasts` (stored forecasts with the actual ``close``);
+    ``reference``: the candles that define MASE's scale (the champion's training window)."""
     rows = []
     for pair, g in scored.groupby("pair"):
         err = (g["close"] - g["forecast"]).abs()

@@ -37,10 +37,15 @@ def cron_lines(
     return lines
 
 
+def ours(crontab: str, tag: str) -> list[str]:
+    """The lines of ``crontab`` that end with ``tag``."""
+    return [line for line in crontab.splitlines() if line.rstrip().endswith(tag)]
+
+
 def without(crontab: str, tag: str) -> str:
-    """``crontab`` minus the lines that end with ``tag``."""
-    kept = [line for line in crontab.splitlines() if not line.rstrip().endswith(tag)]
-    return "".join(f"{line}\n" for line in kept)
+    """``crontab`` minus :func:`ours`."""
+    mine = set(ours(crontab, tag))
+    return "".join(f"{line}\n" for line in crontab.splitlines() if line not in mine)
 
 
 def with_lines(crontab: str, tag: str, lines: list[str]) -> str:
