@@ -9,13 +9,14 @@ PAIRS ?=
 PYTHON_BIN ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# the packaged CLI ([project.scripts] in pyproject.toml): `$(CLI) --help` lists its commands
+CLI := $(VENV)/bin/cryptocast
 # ZenML state (local store, artifact store, MLflow tracking DB) lives in the repository,
 # so a clone never touches ~/.config/zenml. Override to use your own ZenML home/server.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.zenml-home
 export ZENML_ANALYTICS_OPT_IN ?= false
 export ZENML_AUTO_OPEN_DASHBOARD ?= false
 export ZENML_LOGGING_COLORS_DISABLED ?= true
-export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PRE_COMMIT_HOME ?= $(CURDIR)/.cache/pre-commit
 
@@ -23,7 +24,7 @@ CONFIG ?=
 TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG)) $(if $(UNTIL),--until $(UNTIL))
 
 
-.PHONY: help install lock setup hooks train serve stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test ci bench clean
+.PHONY: help install lock setup hooks train serve stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,54 +43,54 @@ lock: ## Regenerate requirements.lock from pyproject.toml in a scratch venv
 	bash scripts/lock.sh
 
 setup: install ## Initialise ZenML and register the cryptocast stack (idempotent)
-	$(PY) run.py setup
+	$(CLI) setup
 
 train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=] [CONFIG=]
-	$(PY) run.py train $(TRAIN_ARGS)
+	$(CLI) train $(TRAIN_ARGS)
 
 serve: install ## Start (or restart without downtime) the champion's server: GRAN=hour
-	$(PY) run.py serve --gran $(GRAN)
+	$(CLI) serve --gran $(GRAN)
 
 stop: install ## Stop the servers of GRAN
-	$(PY) run.py stop --gran $(GRAN)
+	$(CLI) stop --gran $(GRAN)
 
 promote: install ## Make VERSION the champion (a person's override, recorded): GRAN= VERSION=
 	@test -n "$(VERSION)" || { echo "usage: make promote GRAN=hour VERSION=3"; exit 2; }
-	$(PY) run.py promote --gran $(GRAN) --version $(VERSION) $(if $(REASON),--reason "$(REASON)")
+	$(CLI) promote --gran $(GRAN) --version $(VERSION) $(if $(REASON),--reason "$(REASON)")
 
 rollback: install ## Champion back to 'previous' (or VERSION=n) and redeploy: GRAN=
-	$(PY) run.py rollback --gran $(GRAN) $(if $(VERSION),--version $(VERSION)) $(if $(REASON),--reason "$(REASON)")
+	$(CLI) rollback --gran $(GRAN) $(if $(VERSION),--version $(VERSION)) $(if $(REASON),--reason "$(REASON)")
 
 forecasts: install ## Latest stored forecasts of GRAN (DATABASE_URL, default SQLite)
-	@$(PY) run.py forecasts --gran $(GRAN)
+	@$(CLI) forecasts --gran $(GRAN)
 
 monitor: install ## Live accuracy + drift of the champion; retrains when needed: GRAN= [DATA= DATA_DIR= PAIRS=]
-	$(PY) run.py monitor --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)")
+	$(CLI) monitor --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)")
 
 schedule: install ## Install the cron entries of GRAN (monitor + regular training): GRAN= [DATA= DATA_DIR= PAIRS=]
-	$(PY) run.py schedule --gran $(GRAN) --options '$(strip $(if $(DATA),DATA=$(DATA)) $(if $(DATA_DIR),DATA_DIR=$(abspath $(DATA_DIR))) $(if $(PAIRS),PAIRS="$(PAIRS)"))'
+	$(CLI) schedule --gran $(GRAN) --options '$(strip $(if $(DATA),DATA=$(DATA)) $(if $(DATA_DIR),DATA_DIR=$(abspath $(DATA_DIR))) $(if $(PAIRS),PAIRS="$(PAIRS)"))'
 
 unschedule: install ## Remove the cron entries of GRAN (nothing else in the crontab)
-	$(PY) run.py unschedule --gran $(GRAN)
+	$(CLI) unschedule --gran $(GRAN)
 
 exporter: install ## Prometheus metrics on http://127.0.0.1:9464/metrics (Ctrl+C stops it): [PORT=]
-	$(PY) run.py exporter --port $(or $(PORT),9464)
+	$(CLI) exporter --port $(or $(PORT),9464)
 
 status: ## What is served, which version, which URL
-	@$(PY) run.py status
+	@$(CLI) status
 
 predict: ## Forecast from the served model: GRAN=hour PAIR=BTC/USDT [HORIZON=]
-	@$(PY) run.py predict --gran $(GRAN) --pair "$(or $(PAIR),BTC/USDT)" $(if $(HORIZON),--horizon $(HORIZON))
+	@$(CLI) predict --gran $(GRAN) --pair "$(or $(PAIR),BTC/USDT)" $(if $(HORIZON),--horizon $(HORIZON))
 
 versions: ## Registered MLflow model versions with aliases: GRAN=hour
-	@$(PY) run.py versions --gran $(GRAN)
+	@$(CLI) versions --gran $(GRAN)
 
 manifest: ## Show models/<GRAN>_models/manifest.json
-	@$(PY) run.py manifest --gran $(GRAN)
+	@$(CLI) manifest --gran $(GRAN)
 
 mlflow-ui: ## MLflow tracking UI on http://127.0.0.1:5000 (Ctrl+C stops it)
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(or $(PORT),5000) \
-	  --backend-store-uri "$$($(PY) run.py tracking-uri)"
+	  --backend-store-uri "$$($(CLI) tracking-uri)"
 
 dashboard: ## ZenML dashboard on http://127.0.0.1:8237 (stop: make dashboard-stop)
 	$(VENV)/bin/zenml login --local --port $(or $(PORT),8237)
@@ -107,11 +108,14 @@ format: ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install ## Unit and end-to-end tests with coverage
+test: install ## All tests (unit, e2e, realdata, browser) with coverage of all first-party code
 	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml --cov-fail-under=85
 
+test-fast: install ## Unit tests only (tests/unit), for the edit loop
+	$(PY) -m pytest tests/unit -q
+
 metrics: install ## Markdown metrics table of models/<GRAN>_models -> reports/metrics-<GRAN>.md
-	$(PY) run.py metrics --gran $(GRAN) --out reports/metrics-$(GRAN).md
+	$(CLI) metrics --gran $(GRAN) --out reports/metrics-$(GRAN).md
 
 release-pr: ## (CI, branch dev) open or update the PR release/dev-to-main -> main
 	bash scripts/release_pr.sh

@@ -1,20 +1,26 @@
-"""The monitoring pipeline (same config files as training):
+"""The monitoring pipeline (the same granularity configs as training):
 
     load -> split -> score_live -> check_drift -> decide_retrain -> trigger_training
 
-Run with ``make monitor GRAN=hour``.
+Run with ``make monitor GRAN=hour``; its ZenML run options (never cached) are in
+``configs/pipelines/monitoring.yaml``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from zenml import pipeline
+from zenml.models import PipelineRunResponse
 
-from cryptocast.config import apply_overrides
-from steps import load
-from steps.monitor import check_drift, decide_retrain, score_live, split, trigger_training
+from cryptocast.config import apply_overrides, load_run_config
+from cryptocast.paths import pipeline_config
+from infra.tracking import MONITORING_PIPELINE, tracker_settings
+from steps.data import load
+from steps.monitoring import check_drift, decide_retrain, score_live, split, trigger_training
 
 
-@pipeline(name="cryptocast_monitoring", enable_cache=False)
+@pipeline(name=MONITORING_PIPELINE)
 def monitoring(
     config: dict,
     source: str | None = None,
@@ -30,3 +36,12 @@ def monitoring(
     trigger_training(
         decision, cfg=cfg, overrides={"data": source, "data_dir": data_dir, "pairs": pairs}
     )
+
+
+def run_monitoring(config_path: Path, **overrides) -> PipelineRunResponse | None:
+    """Run the pipeline on the granularity config at ``config_path`` with ``overrides``."""
+    raw = load_run_config(config_path)["parameters"]["config"]
+    cfg = apply_overrides(raw, **overrides)
+    return monitoring.with_options(
+        config_path=str(pipeline_config(MONITORING_PIPELINE)), settings=tracker_settings(cfg)
+    )(config=raw, **overrides)

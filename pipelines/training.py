@@ -7,18 +7,25 @@ Run with ``make train GRAN=hour`` (``configs/hour.yaml``) or ``GRAN=day``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from zenml import pipeline
 from zenml.config import CachePolicy
+from zenml.models import PipelineRunResponse
 
-from cryptocast.config import apply_overrides
-from steps import deploy, evaluate, load, train, validate
+from cryptocast.config import apply_overrides, load_run_config
+from infra.tracking import TRAINING_PIPELINE, tracker_settings
+from steps.data import load, validate
+from steps.delivery import deploy
+from steps.evaluation import evaluate
+from steps.training import train
 
 # ZenML keys a step's cache on the step's own source; the logic lives in the package,
 # so its fingerprint is part of every cache key too.
 CACHE_POLICY = CachePolicy(cache_func="cryptocast.provenance.code_fingerprint")
 
 
-@pipeline(name="cryptocast_training", cache_policy=CACHE_POLICY)
+@pipeline(name=TRAINING_PIPELINE, cache_policy=CACHE_POLICY)
 def training(
     config: dict,
     source: str | None = None,
@@ -33,3 +40,12 @@ def training(
     candidates = train(clean, cfg=cfg)
     scores, decision = evaluate(clean, candidates, report, cfg=cfg)
     deploy(clean, candidates, scores, decision, source_info, cfg=cfg)
+
+
+def run_training(config_path: Path, **overrides) -> PipelineRunResponse | None:
+    """Run the pipeline with the run configuration at ``config_path`` (its
+    ``parameters.config`` and cache settings) and the command-line ``overrides``."""
+    cfg = apply_overrides(load_run_config(config_path)["parameters"]["config"], **overrides)
+    return training.with_options(config_path=str(config_path), settings=tracker_settings(cfg))(
+        **overrides
+    )

@@ -5,9 +5,9 @@
 
 A fixed window of the real hourly files in ../shared/data (BTC/USDT and ETH/USDT, the
 1,500 hours up to 2021-06-10 00:00 UTC), the hour config's candidates with fixed seeds,
-and the same decide() as the pipeline. tests/test_regression.py fails when a change makes
-the chosen model's MASE, or the best learned model's, worse than the stored baseline by
-more than the tolerance (the chosen model may be the naive forecast itself).
+and the same promotion_decision() as the pipeline. tests/realdata/test_regression.py fails
+when a change makes the chosen model's MASE, or the best learned model's, worse than the
+stored baseline by more than the tolerance (the chosen model may be the naive forecast itself).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from cryptocast.paths import REPO_ROOT as ROOT
+
 DATA = ROOT.parent / "shared" / "data" / "cryptodatadownload"
 BASELINE = ROOT / "tests" / "baselines" / "regression.json"
 TOLERANCE = 0.02  # relative MASE increase allowed before the regression test fails
@@ -36,7 +37,7 @@ def measure(data_dir: Path = DATA) -> dict:
 
     from cryptocast.config import apply_overrides
     from cryptocast.data.sources import load_ohlcv
-    from cryptocast.evaluation import decide
+    from cryptocast.evaluation import promotion_decision
     from cryptocast.validation import validate
     from cryptocast.workflow import evaluate_candidates, train_candidates
 
@@ -51,7 +52,7 @@ def measure(data_dir: Path = DATA) -> dict:
     frame = frame.groupby("pair").tail(SETUP["history"])
     clean, _ = validate(frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
     scores, _ = evaluate_candidates(clean, train_candidates(clean, cfg), cfg)
-    d = decide(
+    d = promotion_decision(
         scores, baseline=cfg.evaluation.baseline, gates=cfg.gates, granularity=cfg.granularity
     )
     return {

@@ -6,9 +6,9 @@ Writes reports/bench.json. Not a test: it measures and records, it asserts nothi
             validate, train, evaluate (no champion), and deploy = write the bundle, save it
             as an MLflow pyfunc *file* and serve it with `mlflow models serve` until it
             answers for every pair. No ZenML, no tracking, no registry.
-* pipeline: `python run.py train` in a fresh ZenML home (so: no champion, promote, serve),
+* pipeline: `cryptocast train` in a fresh ZenML home (so: no champion, promote, serve),
             then a second identical run (cached steps, decision keep).
-The setup of the fresh home (`run.py setup`) is timed separately.
+The setup of the fresh home (`cryptocast setup`) is timed separately.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from cryptocast.paths import REPO_ROOT as ROOT
+
 PY = sys.executable
+CLI = str(Path(PY).parent / "cryptocast")
 
 
 def _free_port() -> int:
@@ -43,8 +45,9 @@ def plain(gran: str, out: Path) -> None:
 
     from cryptocast.bundle import write_bundle
     from cryptocast.config import load_settings
+    from cryptocast.contracts import Manifest
     from cryptocast.data.sources import load_ohlcv
-    from cryptocast.evaluation import decide
+    from cryptocast.evaluation import promotion_decision
     from cryptocast.registry import pyfunc_spec
     from cryptocast.serving.client import wait_until_serving
     from cryptocast.validation import validate
@@ -67,21 +70,21 @@ def plain(gran: str, out: Path) -> None:
     candidates = train_candidates(clean, cfg)
     t0 = lap("train", t0)
     scores, _ = evaluate_candidates(clean, candidates, cfg)
-    decision = decide(
+    decision = promotion_decision(
         scores, baseline=cfg.evaluation.baseline, gates=cfg.gates, granularity=cfg.granularity
     )
     t0 = lap("evaluate", t0)
     with tempfile.TemporaryDirectory() as tmp:
         chosen = {p.pair: candidates[p.pair][p.challenger] for p in decision.pairs}
         histories = {p: close_series(clean, p) for p in chosen}
-        manifest = {
-            "granularity": cfg.granularity,
-            "model_name": cfg.deploy.model_name,
-            "freq": cfg.freq,
-            "horizon": cfg.horizon,
-            "interval": cfg.evaluation.interval,
-            "interval_lookback": cfg.evaluation.interval_lookback,
-        }
+        manifest = Manifest(
+            granularity=cfg.granularity,
+            model_name=cfg.deploy.model_name,
+            freq=cfg.freq,
+            horizon=cfg.horizon,
+            interval=cfg.evaluation.interval,
+            interval_lookback=cfg.evaluation.interval_lookback,
+        )
         bundle = write_bundle(Path(tmp) / "bundle", chosen, histories, manifest)
         mlflow.pyfunc.save_model(str(Path(tmp) / "model"), **pyfunc_spec(bundle, "plain"))
         port = _free_port()
@@ -128,9 +131,10 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
 
 STEP_TIMES = """
 import json
-import pipelines  # sets ZenML's source root (loading an artefact needs it)
+import infra  # sets ZenML's source root (loading an artefact needs it)
+from infra.tracking import TRAINING_PIPELINE
 from zenml.client import Client
-run = Client().get_pipeline("cryptocast_training").last_run
+run = Client().get_pipeline(TRAINING_PIPELINE).last_run
 steps = {n: round((s.end_time - s.start_time).total_seconds(), 2) for n, s in run.steps.items()}
 deployment = run.steps["deploy"].outputs["deployment"][0].load()
 print("BENCH" + json.dumps({"status": [s.status.value for s in run.steps.values()], "steps": steps,
@@ -177,34 +181,23 @@ def load_test(url: str, pair: str, horizon: int, rps: float, seconds: float) -> 
     }
 
 
-STOP = """
-import sys
-from steps import serving
-for name in sys.argv[1:]:
-    serving.retire_others(name, keep=None)
-"""
-
-
 def pipeline(gran: str) -> dict:
     home = tempfile.mkdtemp(prefix="cryptocast-bench-")
     env = os.environ | {
         "ZENML_CONFIG_PATH": home,
         "ZENML_ANALYTICS_OPT_IN": "false",
         "ZENML_AUTO_OPEN_DASHBOARD": "false",
-        "PYTHONPATH": str(ROOT),
+        "CRYPTOCAST_CONFIG_DIR": home,  # the CLI reads <home>/<gran>.yaml
     }
     run = yaml.safe_load((ROOT / "configs" / f"{gran}.yaml").read_text())
     run["parameters"]["config"]["deploy"]["models_dir"] = str(Path(home) / f"{gran}_models")
     cfg_path = Path(home) / f"{gran}.yaml"
     cfg_path.write_text(yaml.safe_dump(run))
-    name = run["parameters"]["config"]["deploy"]["model_name"]
     res: dict = {}
-    res["setup_s"], _ = _timed([PY, "run.py", "setup"], env)
+    res["setup_s"], _ = _timed([CLI, "setup"], env)
     try:
         for label in ("first_run", "second_run"):
-            wall, _ = _timed(
-                [PY, "run.py", "train", "--gran", gran, "--config", str(cfg_path)], env
-            )
+            wall, _ = _timed([CLI, "train", "--gran", gran], env)
             _, out = _timed([PY, "-c", STEP_TIMES], env)
             detail = json.loads(out.split("BENCH", 1)[1].splitlines()[0])
             res[label] = {"wall_s": round(wall, 2), **detail}
@@ -214,7 +207,7 @@ def pipeline(gran: str) -> dict:
             url, "BTC/USDT", run["parameters"]["config"]["horizon"], rps=20, seconds=30
         )
     finally:
-        subprocess.run([PY, "-c", STOP, name], cwd=ROOT, env=env, capture_output=True)
+        subprocess.run([CLI, "stop", "--gran", gran], cwd=ROOT, env=env, capture_output=True)
     return res
 
 
@@ -232,7 +225,7 @@ def main() -> None:
     print(f"bench: plain functions ({args.gran}) ...", flush=True)
     plain_wall, _ = _timed(
         [PY, __file__, "--gran", args.gran, "--plain-only", str(plain_out)],
-        os.environ | {"PYTHONPATH": str(ROOT)},
+        dict(os.environ),
     )
     plain_res = json.loads(plain_out.read_text()) | {"wall_s": round(plain_wall, 2)}
     print(f"bench: ZenML pipeline ({args.gran}), fresh home, twice ...", flush=True)

@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from cryptocast.paths import REPO_ROOT as ROOT
+
 SHARED_DATA = ROOT.parent / "shared" / "data" / "cryptodatadownload"
+CLI = str(Path(sys.executable).parent / "cryptocast")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,10 +115,9 @@ def small_config(gran: str, tmp: Path, *, serve: bool, deploy: dict | None = Non
 
 
 def cli_env(config_dir: Path) -> dict[str, str]:
-    """Environment for ``run.py`` as a user runs it, with the configs in ``config_dir``."""
+    """Environment for ``cryptocast`` as a user runs it, with the configs in ``config_dir``."""
     env = os.environ | {
         "CRYPTOCAST_CONFIG_DIR": str(config_dir),
-        "PYTHONPATH": str(ROOT),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     env.pop("CRYPTOCAST_FAILPOINT", None)
@@ -124,9 +125,10 @@ def cli_env(config_dir: Path) -> dict[str, str]:
 
 
 def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``python run.py ARGS`` in a subprocess; with ``check``, fail showing its output."""
+    """``cryptocast ARGS`` (the console script) in a subprocess; with ``check``, fail
+    showing its output."""
     proc = subprocess.run(
-        [sys.executable, "run.py", *args],
+        [CLI, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -135,7 +137,7 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
     )
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"run.py {' '.join(args)} -> {proc.returncode}\n"
+            f"cryptocast {' '.join(args)} -> {proc.returncode}\n"
             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         )
     return proc

@@ -15,7 +15,6 @@ the two renames is healed on the next :func:`publish` or :func:`load_bundle`.
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import uuid
@@ -26,7 +25,15 @@ from pathlib import Path
 import pandas as pd
 
 from cryptocast.config import ValidationSettings
-from cryptocast.contracts import ContractError, RequestError, forecast_frame, pair_slug, to_ohlcv
+from cryptocast.contracts import (
+    ContractError,
+    Manifest,
+    PairEntry,
+    RequestError,
+    forecast_frame,
+    pair_slug,
+    to_ohlcv,
+)
 from cryptocast.forecasting import Forecaster, interval
 from cryptocast.validation import DataValidationError, validate
 
@@ -36,7 +43,7 @@ HISTORY = "history.parquet"
 
 @dataclass
 class Bundle:
-    manifest: dict
+    manifest: Manifest
     forecasters: dict[str, Forecaster]
     histories: dict[str, pd.Series]
 
@@ -57,18 +64,18 @@ class Bundle:
         lo, hi = interval(
             point,
             history,
-            width=self.manifest["interval"],
-            lookback=self.manifest["interval_lookback"],
+            width=self.manifest.interval,
+            lookback=self.manifest.interval_lookback,
         )
-        step = pd.Timedelta(self.manifest["freq"])
+        step = pd.Timedelta(self.manifest.freq)
         origin = history.index[-1]
-        version = str(self.manifest.get("model_version") or "")
+        version = self.manifest.model_version
         return forecast_frame(
             [
                 {
                     "pair": pair,
                     "origin": origin,
-                    "timestamp": origin + step * (k + 1),
+                    "target_time": origin + step * (k + 1),
                     "step": k + 1,
                     "forecast": float(point[k]),
                     "lower": float(lo[k]),
@@ -83,7 +90,7 @@ class Bundle:
         """``horizon`` (default: the maximum) if ``pair`` is served and it is allowed."""
         if pair not in self.forecasters:
             raise RequestError(f"unknown pair {pair!r}; this model serves {self.pairs}")
-        max_h = int(self.manifest["horizon"])
+        max_h = self.manifest.horizon
         horizon = horizon or max_h
         if horizon > max_h:
             raise RequestError(f"horizon {horizon} exceeds the maximum {max_h}")
@@ -101,15 +108,15 @@ class Bundle:
         except (ContractError, ValueError, TypeError) as exc:
             raise RequestError(f"candles: {exc}") from exc
         rules = ValidationSettings.model_validate(
-            self.manifest.get("validation", {}) | {"min_history": 1, "max_fill_gap": 0}
+            self.manifest.validation | {"min_history": 1, "max_fill_gap": 0}
         )
         try:
-            validate(frame, rules, freq=self.manifest["freq"], pairs=[pair])
+            validate(frame, rules, freq=self.manifest.freq, pairs=[pair])
         except DataValidationError as exc:
             lines = [v.line() for v in exc.report.violations]
             raise RequestError("candles violate the OHLCV contract: " + "; ".join(lines)) from exc
         history = self.histories[pair]
-        step = pd.Timedelta(self.manifest["freq"])
+        step = pd.Timedelta(self.manifest.freq)
         first = frame["timestamp"].iloc[0]
         if first > history.index[-1] + step:
             raise RequestError(
@@ -130,7 +137,7 @@ def write_bundle(
     directory: Path,
     forecasters: dict[str, Forecaster],
     histories: dict[str, pd.Series],
-    manifest: dict,
+    manifest: Manifest,
 ) -> Path:
     """Write a bundle into ``directory`` (created; must not exist)."""
     directory = Path(directory)
@@ -141,14 +148,10 @@ def write_bundle(
         fc.save(path)
         with zipfile.ZipFile(path, "a") as zf:
             zf.writestr(HISTORY, _history_bytes(histories[pair]))
-        pairs[pair] = {
-            "file": path.name,
-            "candidate": fc.name,
-            "kind": fc.kind,
-            **manifest.get("pairs", {}).get(pair, {}),
-        }
-    full = manifest | {"pairs": pairs}
-    (directory / MANIFEST).write_text(json.dumps(full, indent=2, default=str))
+        known = manifest.pairs.get(pair, PairEntry()).model_dump(exclude_unset=True)
+        pairs[pair] = PairEntry(file=path.name, candidate=fc.name, kind=fc.kind, **known)
+    full = manifest.model_copy(update={"pairs": pairs})
+    (directory / MANIFEST).write_text(full.model_dump_json(indent=2))
     return directory
 
 
@@ -204,10 +207,10 @@ def load_bundle(directory: Path) -> Bundle:
     manifest_path = directory / MANIFEST
     if not manifest_path.exists():
         raise FileNotFoundError(f"no model bundle at {directory} (missing {MANIFEST})")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = Manifest.model_validate_json(manifest_path.read_text())
     forecasters, histories = {}, {}
-    for pair, entry in manifest["pairs"].items():
-        path = directory / entry["file"]
+    for pair, entry in manifest.pairs.items():
+        path = directory / entry.file
         forecasters[pair] = Forecaster.load(path)
         with zipfile.ZipFile(path) as zf:
             hist = pd.read_parquet(io.BytesIO(zf.read(HISTORY)))

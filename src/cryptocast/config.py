@@ -14,6 +14,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cryptocast.paths import resolve
+
 Source = Literal["auto", "binance", "files", "sample"]
 
 
@@ -40,7 +42,11 @@ class DataSettings(_Strict):
         description="Explicit file name -> pair mapping for source=files; "
         "otherwise the pair is read from each file's `symbol` column.",
     )
-    cache_dir: Path = Path("data/cache")
+    cache_dir: Path = Field(
+        default=Path("data/cache"),
+        validate_default=True,
+        description="Exchange candles cached between runs (relative: to the repository root).",
+    )
     exchange: str = "binance"
     strict: bool = Field(
         default=False, description="When true, source=auto never falls back to sample data."
@@ -54,6 +60,11 @@ class DataSettings(_Strict):
         description="Drop candles that open after this time (train 'as of' a date; "
         "`make train UNTIL=...`).",
     )
+
+    @field_validator("data_dir", "cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else resolve(value)
 
 
 class ValidationSettings(_Strict):
@@ -124,9 +135,18 @@ class MonitoringSettings(_Strict):
     min_scored: int = Field(default=24, gt=0, description="Forecasts needed to judge accuracy.")
     live_window: int = Field(gt=0, description="Score the last N forecasts that came due.")
     min_recent: int = Field(default=24, gt=1, description="Recent candles needed to judge drift.")
-    psi: float = Field(default=0.2, gt=0)
-    ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
-    drift_share: float = Field(default=0.5, gt=0, le=1)
+    psi: float = Field(
+        default=0.2,
+        gt=0,
+        description="A feature drifted when its PSI is above (0.2: the "
+        "usual 'significant shift' level).",
+    )
+    ks_pvalue: float = Field(
+        default=0.01, gt=0, lt=1, description="... or when its KS p-value is below."
+    )
+    drift_share: float = Field(
+        default=0.5, gt=0, le=1, description="Retrain when this share of (pair, feature) drifted."
+    )
     retrain: bool = Field(default=True, description="Run the training pipeline when needed.")
     schedule: str = Field(description="Cron schedule of `make monitor` (`make schedule`).")
     retrain_schedule: str = Field(description="Cron schedule of a regular `make train`.")
@@ -134,12 +154,31 @@ class MonitoringSettings(_Strict):
         gt=0, description="Expected time between trainings; alert when twice as old."
     )
 
+    def drift_limits(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`cryptocast.monitoring.drift`."""
+        return {"psi_limit": self.psi, "ks_pvalue": self.ks_pvalue, "min_recent": self.min_recent}
+
+    def decision_limits(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`cryptocast.monitoring.retrain_decision`."""
+        return {
+            "max_live_mase": self.max_live_mase,
+            "min_scored": self.min_scored,
+            "drift_share": self.drift_share,
+        }
+
 
 class DeploySettings(_Strict):
     model_name: str = Field(description="Registered MLflow model name.")
-    models_dir: Path = Field(description="Where serialized forecasters are written.")
+    models_dir: Path = Field(
+        description="Where the served bundle is published (relative: to the repository root)."
+    )
     serve: bool = True
     timeout_s: int = Field(default=60, gt=0)
+
+    @field_validator("models_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return resolve(value)
 
 
 class Settings(_Strict):
@@ -188,6 +227,12 @@ class Settings(_Strict):
     @property
     def step(self) -> pd.Timedelta:
         return pd.Timedelta(self.freq)
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment of this granularity's runs (training, monitoring, people's
+        promotions and rollbacks)."""
+        return f"cryptocast-{self.granularity}"
 
 
 def load_run_config(path: str | Path) -> dict[str, Any]:

@@ -1,28 +1,46 @@
-"""The contracts, defined once: OHLCV frame, forecast frame, decision record, HTTP I/O.
+"""The contracts, defined once: OHLCV frame, forecast frame, the records a run writes
+(source info, decision, manifest, release, monitor decision), registry tag keys, HTTP I/O.
 
-Steps, the serving wrapper and the tests all import from here.
+Steps, the adapters, the serving wrapper and the tests all import from here.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OHLCV_COLUMNS = ("pair", "timestamp", *PRICE_COLUMNS, "volume")
-# origin: open time of the last candle the forecast is made from; timestamp: the target
-FORECAST_COLUMNS = (
-    "pair",
-    "origin",
-    "timestamp",
-    "step",
-    "forecast",
-    "lower",
-    "upper",
-    "model_version",
-)
+# origin: open time of the last candle the forecast is made from; target_time: the open
+# time of the candle it forecasts. Column -> type; the served model's MLflow signature is
+# derived from it (cryptocast.registry.SIGNATURE).
+FORECAST_SCHEMA: dict[str, type] = {
+    "pair": str,
+    "origin": pd.Timestamp,
+    "target_time": pd.Timestamp,
+    "step": int,
+    "forecast": float,
+    "lower": float,
+    "upper": float,
+    "model_version": str,
+}
+FORECAST_COLUMNS = tuple(FORECAST_SCHEMA)
+TIME_COLUMNS = tuple(c for c, t in FORECAST_SCHEMA.items() if t is pd.Timestamp)
+
+# Registry tags of a model version: ``model.<pair>`` names the candidate served for a pair.
+MODEL_TAG_PREFIX = "model."
+
+
+def model_tag(pair: str) -> str:
+    """The registry tag key naming the candidate served for ``pair``."""
+    return f"{MODEL_TAG_PREFIX}{pair}"
+
+
+def pairs_from_tags(tags: dict[str, str]) -> list[str]:
+    """The pairs a version serves, from its ``model.<pair>`` tags."""
+    return sorted(k.removeprefix(MODEL_TAG_PREFIX) for k in tags if k.startswith(MODEL_TAG_PREFIX))
 
 
 class ContractError(ValueError):
@@ -60,9 +78,33 @@ def pair_slug(pair: str) -> str:
 def forecast_frame(rows: list[dict]) -> pd.DataFrame:
     """Build a frame in the forecast contract (used by serving, plots and storage)."""
     frame = pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))
-    for col in ("origin", "timestamp"):
+    for col in TIME_COLUMNS:
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
+
+
+class _Record(BaseModel):
+    """A record a run writes (JSON in MLflow, the ZenML dashboard, files)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class PairSpan(_Record):
+    first: str
+    last: str
+    rows: int
+
+
+class SourceInfo(_Record):
+    """Where a run's candles came from (the load step's ``source`` output)."""
+
+    requested: str
+    used: str
+    fallback: bool
+    live: bool
+    details: dict[str, Any] = Field(default_factory=dict)
+    pairs: dict[str, PairSpan] = Field(default_factory=dict)
 
 
 class PairDecision(BaseModel):
@@ -98,6 +140,75 @@ class Decision(BaseModel):
                 f"{champ}); {'; '.join(p.reasons)}"
             )
         return "\n".join(lines)
+
+
+class PairEntry(BaseModel):
+    """One pair of a bundle: its file, the candidate served and its backtest metrics."""
+
+    model_config = ConfigDict(extra="allow")
+    file: str = ""
+    candidate: str = ""
+    kind: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict)
+    naive_mase: float | None = None
+
+
+class Manifest(BaseModel):
+    """``manifest.json`` of a bundle: how to forecast, and where the model came from.
+
+    Extra keys are kept (older bundles, and provenance that may grow)."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    format: int = 1
+    granularity: str
+    freq: str
+    horizon: int
+    interval: float
+    interval_lookback: int
+    validation: dict[str, Any] = Field(default_factory=dict)
+    model_name: str = "unregistered"
+    model_version: str = ""
+    created_at: str | None = None
+    mlflow_run_id: str | None = None
+    zenml_run_id: str | None = None
+    data_source: str | None = None
+    data_fingerprint: str | None = None
+    git_commit: str | None = None
+    lockfile_sha256: str | None = None
+    code_fingerprint: str | None = None
+    pairs: dict[str, PairEntry] = Field(default_factory=dict)
+
+
+class ReleaseRecord(_Record):
+    """What a release did: the version made champion, the one it replaced, where it is
+    served, how long it took and what the roll-forward changed."""
+
+    event: str
+    version: str
+    previous: str | None = None
+    url: str | None = None
+    seconds_to_answer: float = 0.0
+    seconds_total: float = 0.0
+    forecast_rows: int = 0
+    retired_servers: list[str] = Field(default_factory=list)
+
+
+class ReconcileRecord(_Record):
+    """What ``make serve`` (reconcile) found and did."""
+
+    champion: str | None
+    url: str | None = None
+    forecast_rows: int = 0
+    retired_servers: list[str] = Field(default_factory=list)
+
+
+class MonitorDecision(_Record):
+    """What the monitoring pipeline decided and why."""
+
+    action: Literal["retrain", "ok"]
+    reasons: list[str]
+    drift_share: float
+    live_mase: dict[str, float]
 
 
 class RequestError(ValueError):

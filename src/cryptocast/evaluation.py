@@ -71,7 +71,7 @@ def best_learned(scores: pd.DataFrame, baseline: str) -> pd.Series:
     return best.set_index("pair")["candidate"]
 
 
-def decide(
+def promotion_decision(
     scores: pd.DataFrame,
     *,
     baseline: str,

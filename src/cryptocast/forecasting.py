@@ -209,7 +209,7 @@ class Forecaster:
 
         Origins are ``stride`` candles apart; each forecast covers ``horizon`` candles and
         only uses candles before its origin. Returns one row per (origin, step) with
-        ``timestamp, origin, step, forecast, actual``.
+        ``target_time, origin, step, forecast, actual``.
         """
         target = _to_darts(self._transform(close))
         start = pd.Timestamp(close.index[len(close) - window]).tz_convert("UTC").tz_localize(None)
@@ -239,7 +239,7 @@ class Forecaster:
                         float(close.iloc[first + k]),
                     )
                 )
-        return pd.DataFrame(rows, columns=["timestamp", "origin", "step", "forecast", "actual"])
+        return pd.DataFrame(rows, columns=["target_time", "origin", "step", "forecast", "actual"])
 
     # -- persistence: one zip file per forecaster ---------------------------------------
     def save(self, path: Path) -> Path:

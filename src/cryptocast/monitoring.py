@@ -7,17 +7,19 @@ candles against the champion's training window, and the decision to retrain.
 * drift, per pair and feature (one-step log return, log volume): the two-sample
   Kolmogorov-Smirnov statistic and p-value, and the population stability index (PSI) over
   the reference's quantile bins; ``drift_share`` = share of (pair, feature) that drifted;
-* :func:`decide` turns both into ``retrain`` / ``ok`` with reasons, from thresholds.
+* :func:`retrain_decision` turns both into ``retrain`` / ``ok`` with reasons.
+
+Thresholds are keyword arguments; their defaults and meaning live in one place,
+``cryptocast.config.MonitoringSettings``.
 """
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
+from cryptocast.contracts import MonitorDecision
 from cryptocast.evaluation import naive_scale
 
 FEATURES = ("log_return", "log_volume")
@@ -71,26 +73,26 @@ def psi(reference: np.ndarray, recent: np.ndarray, bins: int = 10, eps: float = 
     return float(np.sum((new - ref) * np.log(new / ref)))
 
 
-@dataclass(frozen=True)
-class DriftThresholds:
-    psi: float = 0.2  # the usual "significant shift" level
-    ks_pvalue: float = 0.01
-    share: float = 0.5  # retrain when at least this share of (pair, feature) drifted
-    min_recent: int = 24  # a pair with fewer recent values is not judged yet
-
-
-def drift(reference: pd.DataFrame, recent: pd.DataFrame, th: DriftThresholds) -> pd.DataFrame:
-    """One row per (pair, feature): ks, ks_pvalue, psi, drifted (PSI or KS beyond limits).
+def drift(
+    reference: pd.DataFrame,
+    recent: pd.DataFrame,
+    *,
+    psi_limit: float,
+    ks_pvalue: float,
+    min_recent: int,
+) -> pd.DataFrame:
+    """One row per (pair, feature): ks, ks_pvalue, psi, drifted (PSI above ``psi_limit`` or
+    KS p-value below ``ks_pvalue``).
 
     ``reference`` and ``recent`` are OHLCV frames (the champion's training candles and the
-    candles since). Pairs with fewer than ``th.min_recent`` recent values are left out."""
+    candles since). Pairs with fewer than ``min_recent`` recent values are left out."""
     ref, new = features(reference), features(recent)
     rows = []
     for pair in sorted(set(ref["pair"]) & set(new["pair"])):
         for f in FEATURES:
             a = ref.loc[ref["pair"] == pair, f].dropna().to_numpy()
             b = new.loc[new["pair"] == pair, f].dropna().to_numpy()
-            if len(b) < th.min_recent:
+            if len(b) < min_recent:
                 continue
             ks = ks_2samp(a, b)
             value = psi(a, b)
@@ -101,7 +103,7 @@ def drift(reference: pd.DataFrame, recent: pd.DataFrame, th: DriftThresholds) ->
                     "ks": float(ks.statistic),
                     "ks_pvalue": float(ks.pvalue),
                     "psi": value,
-                    "drifted": bool(value > th.psi or ks.pvalue < th.ks_pvalue),
+                    "drifted": bool(value > psi_limit or ks.pvalue < ks_pvalue),
                 }
             )
     return pd.DataFrame(rows, columns=["pair", "feature", "ks", "ks_pvalue", "psi", "drifted"])
@@ -146,37 +148,26 @@ def live_accuracy(scored: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame
     )
 
 
-@dataclass(frozen=True)
-class MonitorThresholds:
-    max_live_mase: float  # retrain when a pair's live MASE is above this
-    min_scored: int = 24  # fewer scored forecasts than this: accuracy not judged yet
-    drift: DriftThresholds = field(default_factory=DriftThresholds)
-
-
-@dataclass
-class MonitorDecision:
-    action: str  # "retrain" | "ok"
-    reasons: list[str]
-    drift_share: float
-    live_mase: dict[str, float]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def decide(accuracy: pd.DataFrame, drifted: pd.DataFrame, th: MonitorThresholds) -> MonitorDecision:
+def retrain_decision(
+    accuracy: pd.DataFrame,
+    drifted: pd.DataFrame,
+    *,
+    max_live_mase: float,
+    min_scored: int,
+    drift_share: float,
+) -> MonitorDecision:
     """Retrain when live accuracy or drift crosses its threshold; say which and by how much."""
     reasons = []
-    judged = accuracy[accuracy["n"] >= th.min_scored]
+    judged = accuracy[accuracy["n"] >= min_scored]
     for row in judged.itertuples():
-        if row.mase > th.max_live_mase:
+        if row.mase > max_live_mase:
             reasons.append(
-                f"{row.pair}: live MASE {row.mase:.3f} > {th.max_live_mase} over {row.n} forecasts"
+                f"{row.pair}: live MASE {row.mase:.3f} > {max_live_mase} over {row.n} forecasts"
             )
     share = float(drifted["drifted"].mean()) if len(drifted) else 0.0
-    if len(drifted) and share >= th.drift.share:
+    if len(drifted) and share >= drift_share:
         which = [f"{r.pair}:{r.feature}" for r in drifted.itertuples() if r.drifted]
-        reasons.append(f"drift share {share:.2f} >= {th.drift.share} ({', '.join(which)})")
+        reasons.append(f"drift share {share:.2f} >= {drift_share} ({', '.join(which)})")
     return MonitorDecision(
         action="retrain" if reasons else "ok",
         reasons=reasons or ["live accuracy and drift within thresholds"],

@@ -33,15 +33,15 @@ def forecast_vs_actual(
     interval of the first candidate (the challenger)."""
     bt = backtests[backtests["pair"] == pair]
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
-    first = bt[bt["candidate"] == candidates[0]].sort_values("timestamp")
-    actual = first.drop_duplicates("timestamp")
-    ax.plot(actual["timestamp"], actual["actual"], color="black", lw=1.3, label="actual")
-    _band(ax, first, "timestamp", color="tab:blue", alpha=0.15, label=f"{candidates[0]} interval")
+    first = bt[bt["candidate"] == candidates[0]].sort_values("target_time")
+    actual = first.drop_duplicates("target_time")
+    ax.plot(actual["target_time"], actual["actual"], color="black", lw=1.3, label="actual")
+    _band(ax, first, "target_time", color="tab:blue", alpha=0.15, label=f"{candidates[0]} interval")
     for i, name in enumerate(candidates):
         g = bt[bt["candidate"] == name]
         for j, (_, path_) in enumerate(g.groupby("origin")):
             ax.plot(
-                path_["timestamp"],
+                path_["target_time"],
                 path_["forecast"],
                 color=f"C{i}",
                 lw=1,

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent.parent
-LOCKFILE = "requirements.lock"
+from cryptocast.paths import LOCKFILE, PACKAGE_DIR, REPO_ROOT
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
@@ -65,6 +63,6 @@ def run_provenance(frame: pd.DataFrame) -> dict[str, str]:
     return {
         "data_fingerprint": data_fingerprint(frame),
         "git_commit": git_commit(),
-        "lockfile_sha256": file_sha256(REPO_ROOT / LOCKFILE) or "missing",
+        "lockfile_sha256": file_sha256(LOCKFILE) or "missing",
         "code_fingerprint": code_fingerprint(),
     }

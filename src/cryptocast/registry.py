@@ -13,13 +13,19 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import DataType
 
 from cryptocast.bundle import Bundle, load_bundle
-from cryptocast.contracts import REQUEST_EXAMPLE
+from cryptocast.contracts import FORECAST_SCHEMA, REQUEST_EXAMPLE, pairs_from_tags
+from cryptocast.paths import LOCKFILE, PACKAGE_DIR
 
 CHAMPION, PREVIOUS = "champion", "previous"
-SERVING_MODULE = Path(__file__).resolve().parent / "serving" / "model.py"
-PACKAGE_DIR = Path(__file__).resolve().parent
-LOCKFILE = PACKAGE_DIR.parent.parent / "requirements.lock"
+SERVING_MODULE = PACKAGE_DIR / "serving" / "model.py"
 
+# MLflow column types of the contract's Python types (timestamps travel as ISO strings)
+_MLFLOW_TYPES = {
+    str: DataType.string,
+    int: DataType.long,
+    float: DataType.double,
+    pd.Timestamp: DataType.string,
+}
 SIGNATURE = ModelSignature(
     inputs=Schema(
         [
@@ -28,18 +34,7 @@ SIGNATURE = ModelSignature(
             ColSpec(DataType.string, "candles", required=False),
         ]
     ),
-    outputs=Schema(
-        [
-            ColSpec(DataType.string, "pair"),
-            ColSpec(DataType.string, "origin"),
-            ColSpec(DataType.string, "timestamp"),
-            ColSpec(DataType.long, "step"),
-            ColSpec(DataType.double, "forecast"),
-            ColSpec(DataType.double, "lower"),
-            ColSpec(DataType.double, "upper"),
-            ColSpec(DataType.string, "model_version"),
-        ]
-    ),
+    outputs=Schema([ColSpec(_MLFLOW_TYPES[t], c) for c, t in FORECAST_SCHEMA.items()]),
 )
 
 
@@ -82,8 +77,7 @@ def version_source(name: str, version: str) -> str:
 
 def version_pairs(name: str, version: str) -> list[str]:
     """The pairs a registered version serves (its ``model.<pair>`` tags)."""
-    tags = client().get_model_version(name, version).tags or {}
-    return sorted(k.removeprefix("model.") for k in tags if k.startswith("model."))
+    return pairs_from_tags(client().get_model_version(name, version).tags or {})
 
 
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:

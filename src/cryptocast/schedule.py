@@ -7,8 +7,17 @@ granularity, so installing again replaces our lines and removing touches nothing
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
+
+CRONTAB_ENV = "CRYPTOCAST_CRONTAB"
+
+
+class CrontabError(RuntimeError):
+    """``crontab`` is missing or refused a change."""
 
 
 def marker(root: Path, granularity: str) -> str:
@@ -51,3 +60,29 @@ def without(crontab: str, tag: str) -> str:
 def with_lines(crontab: str, tag: str, lines: list[str]) -> str:
     """``crontab`` with our lines for ``tag`` replaced by ``lines``."""
     return without(crontab, tag) + "".join(f"{line}\n" for line in lines)
+
+
+def crontab(*args: str, stdin: str | None = None) -> str:
+    """Run ``crontab`` (``$CRYPTOCAST_CRONTAB`` if set); ``crontab -l`` without a crontab
+    is an empty one."""
+    exe = os.environ.get(CRONTAB_ENV) or shutil.which("crontab")
+    if not exe:
+        raise CrontabError("crontab not found: install cron (Debian/Ubuntu: apt-get install cron)")
+    proc = subprocess.run([exe, *args], input=stdin, capture_output=True, text=True)
+    if proc.returncode != 0:
+        if args == ("-l",) and "no crontab" in proc.stderr:
+            return ""
+        raise CrontabError(f"crontab {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def install(tag: str, lines: list[str]) -> None:
+    """Replace our lines for ``tag`` in the user's crontab by ``lines``."""
+    crontab("-", stdin=with_lines(crontab("-l"), tag, lines))
+
+
+def uninstall(tag: str) -> list[str]:
+    """Remove our lines for ``tag`` from the user's crontab; return them."""
+    before = crontab("-l")
+    crontab("-", stdin=without(before, tag))
+    return ours(before, tag)

@@ -27,7 +27,7 @@ from sqlalchemy import (
     select,
 )
 
-from cryptocast.provenance import REPO_ROOT
+from cryptocast.paths import REPO_ROOT
 
 DEFAULT_URL = f"sqlite:///{REPO_ROOT / 'data' / 'forecasts.db'}"
 metadata = MetaData()
@@ -98,7 +98,7 @@ def write_forecasts(
             "pair": frame["pair"].astype(str),
             "model_version": frame["model_version"].astype(str),
             "origin": _naive_utc(frame["origin"]),
-            "target_time": _naive_utc(frame["timestamp"]),
+            "target_time": _naive_utc(frame["target_time"]),
             "step": frame["step"].astype(int),
             "forecast": frame["forecast"].astype(float),
             "lower": frame["lower"].astype(float),

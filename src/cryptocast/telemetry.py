@@ -5,7 +5,7 @@ Two producers, one exporter (``cryptocast.exporter``):
 * the served model (``cryptocast.serving.model``) counts requests, errors, predictions per
   pair and times each request with :class:`ServiceMetrics`. MLflow's scoring server can
   run several worker processes, so the counters live in prometheus-client's multiprocess
-  files under ``$CRYPTOCAST_METRICS_DIR`` (``run.py`` defaults it to ``.metrics/``);
+  files under ``$CRYPTOCAST_METRICS_DIR`` (the CLI sets it to :func:`cryptocast.paths.metrics_dir`);
 * the exporter reads those files, and adds gauges built by :func:`state_families` from a
   :class:`GranularityState` per granularity (champion, serving probe, last training,
   last monitor run, thresholds from the config).
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-METRICS_DIR_ENV = "CRYPTOCAST_METRICS_DIR"
+from cryptocast.paths import METRICS_DIR_ENV
 
 # the forecast service (written by the served model)
 REQUESTS = "cryptocast_requests"  # counter: cryptocast_requests_total

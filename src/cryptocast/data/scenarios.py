@@ -1,13 +1,16 @@
 """What-if data for the monitoring demo: the same candles, with the ones after a date
 given a shifted distribution (returns scaled, volume scaled).
-``run.py shift-data`` writes the result as canonical CSV files (``DATA=files``)."""
+``cryptocast shift-data`` writes the result as canonical CSV files (``DATA=files``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cryptocast.contracts import to_ohlcv
+from cryptocast.contracts import pair_slug, to_ohlcv
 
 
 def shifted(
@@ -38,3 +41,56 @@ def shifted(
         g.loc[later, "volume"] *= volume_scale
         out.append(g)
     return to_ohlcv(pd.concat(out, ignore_index=True))
+
+
+@dataclass(frozen=True)
+class ShiftedFile:
+    """One file :func:`write_shifted` wrote, and how much its candles moved."""
+
+    pair: str
+    path: Path
+    candles: int
+    shifted: int
+    return_std_before: float
+    return_std_after: float
+
+    def line(self, after: pd.Timestamp) -> str:
+        return (
+            f"{self.pair}: {self.candles} candles, {self.shifted} after {after} "
+            f"(return std {self.return_std_before:.4f} -> {self.return_std_after:.4f}) -> "
+            f"{self.path}"
+        )
+
+
+def write_shifted(
+    candles: pd.DataFrame,
+    out: Path,
+    *,
+    after: pd.Timestamp,
+    return_scale: float = 1.0,
+    volume_scale: float = 1.0,
+) -> list[ShiftedFile]:
+    """:func:`shifted` candles written to ``out/<PAIR>.csv`` (canonical columns, ISO UTC
+    timestamps), one file per pair."""
+    frame = shifted(candles, after=after, return_scale=return_scale, volume_scale=volume_scale)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for pair, g in frame.groupby("pair"):
+        path = out / f"{pair_slug(pair)}.csv"
+        g.assign(timestamp=g["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(
+            path, index=False
+        )
+        r = np.log(g["close"]).diff()
+        later = g["timestamp"] > after
+        written.append(
+            ShiftedFile(
+                pair=pair,
+                path=path,
+                candles=len(g),
+                shifted=int(later.sum()),
+                return_std_before=float(r[~later].std()),
+                return_std_after=float(r[later].std()),
+            )
+        )
+    return written

@@ -7,7 +7,7 @@ Request (``POST /invocations``, MLflow scoring protocol)::
 ``horizon`` is optional (default and maximum: the configured horizon). ``candles`` is
 optional: a JSON string holding a list of OHLCV records (``timestamp, open, high, low,
 close, volume``) that continue the model's history; the forecast is then made from them.
-Response: one record per (pair, step) with ``pair, origin, timestamp`` (ISO 8601 UTC),
+Response: one record per (pair, step) with ``pair, origin, target_time`` (ISO 8601 UTC),
 ``step, forecast, lower, upper, model_version``. A bad request (unknown pair, horizon
 too large, malformed candles) is answered with HTTP 400 and a message saying what is wrong.
 
@@ -27,7 +27,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
 
-from cryptocast.contracts import RequestError
+from cryptocast.contracts import TIME_COLUMNS, RequestError
 
 Request = tuple[str, int | None, pd.DataFrame | None]
 
@@ -82,13 +82,11 @@ class CryptocastModel(PythonModel):
         self.bundle = load_bundle(context.artifacts["bundle"])
         version = (context.model_config or {}).get("model_version")
         if version:
-            self.bundle.manifest["model_version"] = str(version)
+            self.bundle.manifest.model_version = str(version)
         self.cached = {pair: self.bundle.forecast(pair) for pair in self.bundle.pairs}
         m = self.bundle.manifest
         self.metrics = (
-            telemetry.service_metrics(
-                m["granularity"], m.get("model_name", "unregistered"), str(m["model_version"])
-            )
+            telemetry.service_metrics(m.granularity, m.model_name, m.model_version)
             if in_server
             else None
         )
@@ -113,7 +111,7 @@ class CryptocastModel(PythonModel):
         except RequestError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
         out = pd.concat(frames, ignore_index=True)
-        for col in ("origin", "timestamp"):
+        for col in TIME_COLUMNS:
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         return out
 

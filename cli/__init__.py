@@ -1,0 +1,34 @@
+"""The ``cryptocast`` command (``[project.scripts]``; the Makefile calls it).
+
+One module per command group; each command parses, calls ``cryptocast`` / ``infra`` /
+``pipelines`` and prints, nothing more. ``cryptocast --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from cli import dashboards, delivery, monitoring, ops, train
+from cryptocast.paths import METRICS_DIR_ENV, metrics_dir
+
+
+@click.group()
+def cli() -> None:
+    """cryptocast: train, serve, monitor and inspect crypto forecasters."""
+    # before any command imports ZenML; the served models inherit the metrics directory
+    os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
+    os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
+    os.environ.setdefault(METRICS_DIR_ENV, str(metrics_dir()))
+    logging.getLogger("cryptocast").setLevel(logging.INFO)
+
+
+for group in (train, delivery, monitoring, dashboards, ops):
+    for command in group.COMMANDS:
+        cli.add_command(command)
+
+
+def main() -> None:
+    cli()

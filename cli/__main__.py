@@ -1,0 +1,5 @@
+"""``python -m cli ...`` is ``cryptocast ...``."""
+
+from cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""What the command groups share: options, settings, the stack, the granularity lock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from cryptocast.config import Settings, load_settings
+from cryptocast.paths import granularity_config
+
+GRANULARITIES = ("hour", "day")
+
+gran_option = click.option(
+    "--gran", type=click.Choice(GRANULARITIES), default="hour", show_default=True
+)
+
+
+def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--gran``, ``--data``, ``--data-dir``, ``--pairs``: what a pipeline runs on."""
+    options = (
+        gran_option,
+        click.option(
+            "--data",
+            "source",
+            type=click.Choice(["auto", "binance", "files", "sample"]),
+            default=None,
+            help="Override data.source of the config.",
+        ),
+        click.option("--data-dir", default=None, help="Directory of CSV/Parquet files."),
+        click.option("--pairs", default=None, help='Space-separated, e.g. "BTC/USDT ETH/USDT".'),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def data_overrides(source: str | None, data_dir: str | None, pairs: str | None) -> dict:
+    """Pipeline overrides from the data options: a ``--data-dir`` is made absolute (from
+    the working directory) and implies ``--data files``."""
+    if data_dir:
+        data_dir = str(Path(data_dir).resolve())
+        source = source or "files"
+    return {"source": source, "data_dir": data_dir, "pairs": pairs.split() if pairs else None}
+
+
+def settings(gran: str, config: str | None = None, **overrides: Any) -> Settings:
+    """The validated settings of ``gran`` (``--config`` or configs/<gran>.yaml)."""
+    return load_settings(granularity_config(gran, config), **overrides)
+
+
+def use_stack() -> None:
+    """Make sure the cryptocast stack is active and point mlflow at its stores."""
+    from infra.stack import configure_mlflow, ensure_stack
+
+    ensure_stack()
+    configure_mlflow()
+
+
+@contextmanager
+def granularity_lock(cfg: Settings, what: str) -> Iterator[None]:
+    """One run, deploy, promotion, rollback or serve per granularity at a time."""
+    from cryptocast.locks import Busy, exclusive, lock_path
+
+    try:
+        with exclusive(lock_path(cfg.deploy.models_dir), f"{cfg.granularity} {what}"):
+            yield
+    except Busy as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def echo_record(record: BaseModel) -> None:
+    click.echo(json.dumps(record.model_dump(mode="json"), indent=2))

@@ -1,0 +1,35 @@
+"""Start a training run on behalf of the monitoring pipeline.
+
+The run gets its own process (the packaged CLI, ``python -m cli train``): a training run
+takes the granularity's lock and opens its own ZenML pipeline run and MLflow runs, which
+must not nest inside the monitoring step that asked for it (ZenML's step context and
+MLflow's active run belong to the process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from cryptocast.paths import REPO_ROOT
+
+
+def training_command(granularity: str, overrides: dict[str, str | list[str] | None]) -> list[str]:
+    """``cli train`` arguments for ``granularity`` with the given data overrides
+    (``data``, ``data_dir``, ``pairs``; empty ones are left out)."""
+    cmd = ["train", "--gran", granularity]
+    for flag, value in overrides.items():
+        if value:
+            cmd += [
+                f"--{flag.replace('_', '-')}",
+                " ".join(value) if isinstance(value, list) else str(value),
+            ]
+    return cmd
+
+
+def run_training(args: list[str]) -> int:
+    """Run ``cli`` with ``args`` in a child process (output goes to this one's); return
+    its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=REPO_ROOT, env=os.environ.copy()
+    ).returncode

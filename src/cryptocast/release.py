@@ -1,0 +1,243 @@
+"""Releasing a model version to users: the state machine, behind two small protocols.
+
+    start its server (blue) -> COMMIT: register if new, move the aliases -> roll forward:
+    models/<gran>_models/, forecasts in the database, stop the other servers (green)
+
+Before the commit nothing users see has changed: a crash or a failed start leaves the
+previous champion serving, its files and its forecasts. After the commit, every
+roll-forward action is idempotent, and :meth:`Release.reconcile` (``make serve``) redoes
+whatever a crash interrupted.
+
+The registry and the model servers are protocols: ``infra.release`` binds them to the
+MLflow Model Registry and ZenML's MLflow model deployer; the unit tests bind them to fakes
+and crash the procedure at each failpoint in milliseconds.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from cryptocast import failpoints, store
+from cryptocast.bundle import MANIFEST, load_bundle, publish, staging_dir
+from cryptocast.config import Settings
+from cryptocast.contracts import Manifest, ReconcileRecord, ReleaseRecord
+
+
+class ReleaseError(ValueError):
+    """A release a person asked for cannot be made (unknown version, nothing to roll back
+    to). Nothing was changed."""
+
+
+class Server(Protocol):
+    """A running model server."""
+
+    @property
+    def prediction_url(self) -> str | None: ...
+
+
+class Servers(Protocol):
+    """The model servers of one registered model."""
+
+    def start(
+        self, *, version: str, pairs: list[str], model_uri: str | None, event: str, restart: bool
+    ) -> Server:
+        """A server of ``version`` that answered for every pair (reused if one runs,
+        unless ``restart``)."""
+
+    def running(self, version: str) -> Server | None:
+        """The running server of ``version``, if any."""
+
+    def retire_others(self, keep: Server | None) -> list[str]:
+        """Stop every server but ``keep``; return the versions they served."""
+
+
+class Registry(Protocol):
+    """The registered versions of one model and its ``champion``/``previous`` aliases."""
+
+    def champion(self) -> str | None: ...
+
+    def previous(self) -> str | None: ...
+
+    def require(self, version: str) -> None:
+        """Raise ``ValueError`` naming the registered versions unless ``version`` is one."""
+
+    def set_champion(self, version: str) -> str | None:
+        """Move ``champion`` to ``version`` (the commit point); return the old champion."""
+
+    def tag_version(self, version: str, tags: dict[str, str]) -> None: ...
+
+    def version_pairs(self, version: str) -> list[str]: ...
+
+    def download_bundle(self, version: str) -> Path: ...
+
+
+def published_version(models_dir: Path) -> str | None:
+    """The version of the bundle published in ``models_dir``, or None."""
+    try:
+        return Manifest.model_validate_json((Path(models_dir) / MANIFEST).read_text()).model_version
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Release:
+    """The release procedure of one granularity's model."""
+
+    cfg: Settings
+    registry: Registry
+    servers: Servers
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cfg.deploy.models_dir
+
+    def publish_version(self, version: str, bundle_dir: Path | None = None) -> None:
+        """Make ``models_dir`` hold ``version``'s bundle (a local copy or the registry's)."""
+        if published_version(self.models_dir) == str(version):
+            return
+        staging = staging_dir(self.models_dir)
+        try:
+            if bundle_dir is None:
+                bundle_dir = self.registry.download_bundle(version)
+            shutil.copytree(bundle_dir, staging)
+            publish(staging, self.models_dir)
+        finally:
+            shutil.rmtree(staging.parent, ignore_errors=True)
+
+    def store_bundle_forecasts(self, run_id: str | None = None) -> int:
+        """The published bundle's forecasts for every pair, upserted into the database."""
+        bundle = load_bundle(self.models_dir)
+        engine = store.connect()
+        try:
+            return sum(
+                store.write_forecasts(
+                    engine,
+                    bundle.forecast(pair),
+                    granularity=self.cfg.granularity,
+                    model_name=self.cfg.deploy.model_name,
+                    run_id=run_id,
+                )
+                for pair in bundle.pairs
+            )
+        finally:
+            engine.dispose()
+
+    def roll_forward(
+        self,
+        version: str,
+        *,
+        bundle_dir: Path | None = None,
+        run_id: str | None = None,
+        keep: Server | None = None,
+    ) -> tuple[int, list[str]]:
+        """Idempotent: files, database and servers follow the champion ``version``.
+        Returns (forecast rows written, versions of the servers retired)."""
+        self.publish_version(version, bundle_dir)
+        rows = self.store_bundle_forecasts(run_id)
+        retired = self.servers.retire_others(keep) if keep is not None else []
+        return rows, retired
+
+    def activate(
+        self,
+        *,
+        version: str,
+        pairs: list[str],
+        event: str,
+        reason: str,
+        model_uri: str | None = None,
+        register: Callable[[], str] | None = None,
+        bundle_dir: Path | None = None,
+        run_id: str | None = None,
+    ) -> ReleaseRecord:
+        """Serve ``version``, make it the champion, then roll forward."""
+        t0 = time.perf_counter()
+        service = None
+        if self.cfg.deploy.serve:
+            service = self.servers.start(
+                version=version, pairs=pairs, model_uri=model_uri, event=event, restart=False
+            )
+        answering_s = time.perf_counter() - t0
+        failpoints.hit("release.before_commit")
+        if register is not None:
+            register()
+        previous = self.registry.set_champion(version)  # the commit point
+        self.registry.tag_version(
+            version,
+            {
+                "promoted_by": event,
+                "promotion_reason": reason[:500],
+                "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "promoted_by_user": getpass.getuser(),
+            },
+        )
+        failpoints.hit("release.after_commit")
+        rows, retired = self.roll_forward(
+            version, bundle_dir=bundle_dir, run_id=run_id, keep=service
+        )
+        return ReleaseRecord(
+            event=event,
+            version=version,
+            previous=previous,
+            url=service.prediction_url if service else None,
+            seconds_to_answer=round(answering_s, 2),
+            seconds_total=round(time.perf_counter() - t0, 2),
+            forecast_rows=rows,
+            retired_servers=retired,
+        )
+
+    def reconcile(self, *, restart: bool = False) -> ReconcileRecord:
+        """Bring files, database and servers in line with the registry's champion (after a
+        crash, or to start the champion again). ``restart`` starts a fresh server first,
+        beside the old one, which is retired once the new one answers."""
+        version = self.registry.champion()
+        if version is None:
+            return ReconcileRecord(champion=None)
+        service = None
+        if self.cfg.deploy.serve:
+            service = None if restart else self.servers.running(version)
+            if service is None:
+                service = self.servers.start(
+                    version=version,
+                    pairs=self.registry.version_pairs(version),
+                    model_uri=None,
+                    event="serve",
+                    restart=restart,
+                )
+        rows, retired = self.roll_forward(version, keep=service)
+        return ReconcileRecord(
+            champion=version,
+            url=service.prediction_url if service else None,
+            forecast_rows=rows,
+            retired_servers=retired,
+        )
+
+    def change_champion(
+        self, version: str | None, *, event: str, reason: str
+    ) -> ReleaseRecord | ReconcileRecord:
+        """A person's promotion (``version``) or rollback (``version`` None: to
+        ``previous``). Making the champion champion again only makes sure it is served."""
+        if version is None:
+            version = self.registry.previous()
+            if version is None:
+                raise ReleaseError(
+                    f"{self.cfg.deploy.model_name} has no previous version to roll back to"
+                )
+        try:
+            self.registry.require(version)
+        except ValueError as exc:
+            raise ReleaseError(str(exc)) from None
+        if version == self.registry.champion():
+            return self.reconcile()
+        return self.activate(
+            version=version,
+            pairs=self.registry.version_pairs(version),
+            event=event,
+            reason=reason,
+        )

@@ -1,0 +1,143 @@
+"""deploy: act on the decision, and nothing else.
+
+Promote: write the bundle, log it as an MLflow pyfunc, then release it
+(``cryptocast.release`` through ``infra.release``): start its server, register the version
+and move the ``champion`` alias (the commit), publish ``models/<gran>_models/``, store the
+forecasts, stop the older servers.
+Keep / reject: nothing users see changes (files, registry, servers, database).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from zenml import get_step_context, step
+
+from cryptocast import failpoints, registry
+from cryptocast.bundle import staging_dir, write_bundle
+from cryptocast.config import Settings
+from cryptocast.contracts import Decision, Manifest, PairEntry, SourceInfo, model_tag
+from cryptocast.locks import exclusive, lock_path
+from cryptocast.provenance import run_provenance
+from cryptocast.workflow import Candidates, close_series
+from infra import deployer
+from infra.release import release_for
+from infra.stack import TRACKER
+from infra.tracking import run_metadata
+
+
+class StaleDecision(RuntimeError):
+    """The champion changed between this run's evaluation and its deploy."""
+
+
+def _manifest(
+    cfg: Settings, d: Decision, scores: pd.DataFrame, version: str, run: dict[str, str]
+) -> Manifest:
+    by_pair = scores.set_index(["pair", "candidate"])
+    return Manifest(
+        granularity=cfg.granularity,
+        freq=cfg.freq,
+        horizon=cfg.horizon,
+        interval=cfg.evaluation.interval,
+        interval_lookback=cfg.evaluation.interval_lookback,
+        validation=cfg.validation.model_dump(mode="json"),
+        model_name=cfg.deploy.model_name,
+        model_version=version,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        **run,
+        pairs={
+            p.pair: PairEntry(
+                metrics=by_pair.loc[(p.pair, p.challenger)].to_dict(), naive_mase=p.naive_mase
+            )
+            for p in d.pairs
+        },
+    )
+
+
+@step(experiment_tracker=TRACKER)
+def deploy(
+    clean: pd.DataFrame,
+    candidates: Candidates,
+    scores: pd.DataFrame,
+    decision: dict,
+    source: dict,
+    cfg: Settings,
+) -> Annotated[dict, "deployment"]:
+    d = Decision.model_validate(decision)
+    used = SourceInfo.model_validate(source).used
+    name = cfg.deploy.model_name
+    with exclusive(lock_path(cfg.deploy.models_dir), f"{cfg.granularity} deploy"):
+        champion = registry.alias_version(name)
+        if d.action != "promote":
+            current = deployer.running(name, champion) if champion else None
+            print(
+                f"deploy: decision is {d.action.upper()}; champion v{champion} and what "
+                "users see stay as they are"
+            )
+            return {
+                "action": d.action,
+                "version": champion,
+                "url": current.prediction_url if current else None,
+            }
+        if champion != d.champion_version:
+            raise StaleDecision(
+                f"the champion changed from v{d.champion_version} to v{champion} after this "
+                "run evaluated against it; nothing was deployed. Run the pipeline again."
+            )
+        mlflow_run_id = mlflow.active_run().info.run_id
+        prov = run_provenance(clean)
+        run = {
+            "mlflow_run_id": mlflow_run_id,
+            "zenml_run_id": str(get_step_context().pipeline_run.id),
+            "data_source": used,
+            **prov,
+        }
+        version = registry.next_version(name)
+        chosen = {p.pair: candidates[p.pair][p.challenger] for p in d.pairs}
+        staging = staging_dir(cfg.deploy.models_dir)
+        try:
+            write_bundle(
+                staging,
+                chosen,
+                {p: close_series(clean, p) for p in chosen},
+                _manifest(cfg, d, scores, version, run),
+            )
+            info = registry.log_bundle(staging, model_version=version)
+            failpoints.hit("deploy.after_log_model")
+            tags = {
+                "zenml_run_id": run["zenml_run_id"],
+                "git_commit": prov["git_commit"],
+                "data_fingerprint": prov["data_fingerprint"],
+                "data_source": used,
+                "challenger_mean_mase": f"{d.challenger_mean_mase:.6f}",
+                **{f"mase.{p.pair}": f"{p.mase:.6f}" for p in d.pairs},
+                **{model_tag(p.pair): p.challenger for p in d.pairs},
+            }
+            result = release_for(cfg).activate(
+                version=version,
+                pairs=sorted(chosen),
+                model_uri=info.model_uri,
+                register=lambda: registry.register(
+                    info.model_uri, name, expected=version, tags=tags
+                ),
+                bundle_dir=staging,
+                event="pipeline",
+                reason="; ".join(d.reasons),
+                run_id=mlflow_run_id,
+            )
+        finally:
+            shutil.rmtree(staging.parent, ignore_errors=True)
+    mlflow.log_metric("deploy_seconds", result.seconds_total)
+    mlflow.log_metric("promote_to_answering_seconds", result.seconds_to_answer)
+    mlflow.set_tags({"promoted_version": version, "serving_url": result.url or ""})
+    run_metadata({"deployment": result.to_dict()})
+    previous = f"v{result.previous}" if result.previous else "none"
+    print(
+        f"deploy: {name} v{version} is champion (previous: {previous}); "
+        f"answering at {result.url} {result.seconds_to_answer}s after the decision"
+    )
+    return {"action": "promote", **result.to_dict()}

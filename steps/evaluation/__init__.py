@@ -1,0 +1,5 @@
+"""Evaluation stage: backtest, re-score the champion, decide."""
+
+from steps.evaluation.evaluate import evaluate
+
+__all__ = ["evaluate"]

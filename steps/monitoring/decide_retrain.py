@@ -1,0 +1,26 @@
+"""decide_retrain: retrain when live accuracy or drift crosses its threshold."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from zenml import step
+
+from cryptocast import monitoring
+from cryptocast.config import Settings
+from infra.stack import TRACKER
+from infra.tracking import run_metadata, tag_run
+
+
+@step(experiment_tracker=TRACKER)
+def decide_retrain(
+    live_accuracy: pd.DataFrame, drift: pd.DataFrame, cfg: Settings
+) -> Annotated[dict, "monitor_decision"]:
+    decision = monitoring.retrain_decision(live_accuracy, drift, **cfg.monitoring.decision_limits())
+    mlflow.log_dict(decision.to_dict(), "monitor_decision.json")
+    tag_run({"monitor_decision": decision.action})
+    run_metadata({"monitor_decision": decision.to_dict()})
+    print(f"monitor decision: {decision.action.upper()}\n  - " + "\n  - ".join(decision.reasons))
+    return decision.to_dict()

@@ -1,0 +1,51 @@
+"""score_live: the champion's stored forecasts against the candles that happened."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from zenml import step
+
+from cryptocast import monitoring, plots, store
+from cryptocast.config import Settings
+from cryptocast.contracts import pair_slug
+from infra.stack import TRACKER
+
+
+@step(experiment_tracker=TRACKER)
+def score_live(
+    reference: pd.DataFrame, recent: pd.DataFrame, champion: dict, cfg: Settings
+) -> Annotated[pd.DataFrame, "live_accuracy"]:
+    engine = store.connect()
+    try:
+        rows = store.read_forecasts(engine, cfg.granularity, cfg.deploy.model_name)
+    finally:
+        engine.dispose()
+    rows = rows[rows["model_version"] == champion["version"]]
+    scored = monitoring.scored_forecasts(rows, recent, cfg.monitoring.live_window)
+    accuracy = monitoring.live_accuracy(scored, reference)
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in accuracy["pair"]:
+            path = Path(tmp) / f"live_forecasts_{pair_slug(pair)}.png"
+            plots.live_forecasts(
+                scored,
+                pair,
+                path,
+                title=f"{pair} ({cfg.granularity}): live forecasts of v{champion['version']}",
+            )
+            mlflow.log_artifact(str(path), "plots")
+    for r in accuracy.itertuples():
+        mlflow.log_metrics(
+            {
+                f"live_mase.{pair_slug(r.pair)}": r.mase,
+                f"live_mae.{pair_slug(r.pair)}": r.mae,
+                f"live_coverage.{pair_slug(r.pair)}": r.coverage,
+                f"live_scored.{pair_slug(r.pair)}": r.n,
+            }
+        )
+    print(accuracy.to_string(index=False) if len(accuracy) else "monitor: nothing to score yet")
+    return accuracy

@@ -1,0 +1,38 @@
+"""split: the champion's training window (reference) and the candles since (recent)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from zenml import step
+
+from cryptocast import monitoring
+from cryptocast.bundle import load_bundle
+from cryptocast.config import Settings
+from infra.stack import TRACKER
+from infra.tracking import tag_run
+
+
+@step(experiment_tracker=TRACKER)
+def split(
+    ohlcv: pd.DataFrame, cfg: Settings
+) -> tuple[
+    Annotated[pd.DataFrame, "reference"],
+    Annotated[pd.DataFrame, "recent"],
+    Annotated[dict, "champion"],
+]:
+    bundle = load_bundle(cfg.deploy.models_dir)
+    origins = {p: bundle.histories[p].index[-1] for p in bundle.pairs if p in cfg.pairs}
+    reference, recent = monitoring.split_at_origin(ohlcv, origins, cfg.monitoring.reference_window)
+    champion = {
+        "version": bundle.manifest.model_version,
+        "origins": {p: str(t) for p, t in origins.items()},
+        "recent_candles": recent.groupby("pair").size().to_dict(),
+    }
+    print(
+        f"monitor: champion v{champion['version']}, origins {champion['origins']}, "
+        f"recent candles {champion['recent_candles']}"
+    )
+    tag_run({"granularity": cfg.granularity, "champion_version": champion["version"]})
+    return reference, recent, champion

@@ -1,0 +1,29 @@
+"""trigger_training: on ``retrain``, a training run, whose own promotion rules decide."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import mlflow
+from zenml import step
+
+from cryptocast.config import Settings
+from cryptocast.contracts import MonitorDecision
+from infra import retrain
+from infra.stack import TRACKER
+
+
+@step(experiment_tracker=TRACKER)
+def trigger_training(
+    monitor_decision: dict, cfg: Settings, overrides: dict
+) -> Annotated[dict, "trigger"]:
+    decision = MonitorDecision.model_validate(monitor_decision)
+    if decision.action != "retrain" or not cfg.monitoring.retrain:
+        return {"triggered": False}
+    args = retrain.training_command(cfg.granularity, overrides)
+    print(f"monitor: triggering cryptocast {' '.join(args)}", flush=True)
+    rc = retrain.run_training(args)
+    mlflow.set_tags({"retrain_triggered": "true", "retrain_returncode": str(rc)})
+    if rc != 0:
+        raise RuntimeError(f"the triggered training run failed (exit {rc}); see its output above")
+    return {"triggered": True, "returncode": rc, "command": args}

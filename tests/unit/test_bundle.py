@@ -1,0 +1,228 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from cryptocast.bundle import load_bundle, publish, staging_dir, write_bundle
+from cryptocast.contracts import Manifest, RequestError
+from cryptocast.forecasting import Forecaster
+from cryptocast.serving.model import CryptocastModel, parse_requests
+
+MANIFEST = {
+    "granularity": "hour",
+    "freq": "1h",
+    "horizon": 6,
+    "interval": 0.8,
+    "interval_lookback": 48,
+    "model_version": "7",
+}
+
+
+@pytest.fixture(scope="module")
+def histories():
+    rng = np.random.default_rng(2)
+    idx = pd.date_range("2024-01-01", periods=300, freq="h", tz="UTC")
+    return {
+        p: pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300))), index=idx)
+        for p in ("BTC/USDT", "ETH/USDT")
+    }
+
+
+def _write(path, histories, version="7"):
+    fcs = {p: Forecaster.build("drift", "drift", {}, 6, 0).fit(h) for p, h in histories.items()}
+    return write_bundle(path, fcs, histories, Manifest(**MANIFEST | {"model_version": version}))
+
+
+def test_one_file_per_pair_plus_manifest(tmp_path, histories):
+    d = _write(tmp_path / "b", histories)
+    assert sorted(p.name for p in d.iterdir()) == ["BTC-USDT.zip", "ETH-USDT.zip", "manifest.json"]
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["pairs"]["BTC/USDT"]["candidate"] == "drift"
+    bundle = load_bundle(d)
+    assert bundle.pairs == ["BTC/USDT", "ETH/USDT"]
+    pd.testing.assert_series_equal(
+        bundle.histories["ETH/USDT"], histories["ETH/USDT"], check_names=False, check_freq=False
+    )
+
+
+def test_forecast_frame_contract(tmp_path, histories):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    f = bundle.forecast("BTC/USDT", 3)
+    assert list(f["step"]) == [1, 2, 3]
+    assert f["target_time"].iloc[0] == histories["BTC/USDT"].index[-1] + pd.Timedelta("1h")
+    assert (f["lower"] < f["forecast"]).all()
+    assert (f["forecast"] < f["upper"]).all()
+    assert set(f["model_version"]) == {"7"}
+    with pytest.raises(ValueError, match="exceeds the maximum 6"):
+        bundle.forecast("BTC/USDT", 7)
+    with pytest.raises(RequestError, match="serves"):
+        bundle.forecast("DOGE/USDT")
+    assert (f["origin"] == histories["BTC/USDT"].index[-1]).all()
+
+
+def test_publish_swaps_and_heals_an_interrupted_swap(tmp_path, histories):
+    final = tmp_path / "hour_models"
+    _write(final, histories, "1")
+    staged = _write(staging_dir(final), histories, "2")
+    publish(staged, final)
+    assert load_bundle(final).manifest.model_version == "2"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".hour_models.old")) == []
+    # a crash between the two renames: final missing, backup present -> healed on read
+    final.rename(tmp_path / ".hour_models.old")
+    assert load_bundle(final).manifest.model_version == "2"
+
+
+class _Ctx:
+    def __init__(self, path, version):
+        self.artifacts = {"bundle": str(path)}
+        self.model_config = {"model_version": version}
+
+
+def test_pyfunc_answers_and_rejects_bad_requests(tmp_path, histories):
+    model = CryptocastModel()
+    model.load_context(_Ctx(_write(tmp_path / "b", histories), "12"))
+    out = model.predict(
+        None, pd.DataFrame([{"pair": "BTC/USDT", "horizon": 2}, {"pair": "ETH/USDT"}])
+    )
+    assert out.groupby("pair").size().to_dict() == {"BTC/USDT": 2, "ETH/USDT": 6}
+    assert set(out["model_version"]) == {"12"}
+    assert out["target_time"].iloc[0].endswith("Z")
+    for bad, msg in [
+        ({"pair": "DOGE/USDT"}, "unknown pair"),
+        ({"pair": "BTC/USDT", "horizon": 99}, "exceeds"),
+        ({"pair": "BTC/USDT", "horizon": 0}, "positive integer"),
+    ]:
+        with pytest.raises(MlflowException, match=msg) as err:
+            model.predict(None, pd.DataFrame([bad]))
+        assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_parse_requests():
+    assert parse_requests(pd.DataFrame([{"pair": "BTC/USDT", "horizon": 3.0}])) == [
+        ("BTC/USDT", 3, None)
+    ]
+    with pytest.raises(RequestError, match="'pair'"):
+        parse_requests(pd.DataFrame([{"horizon": 3}]))
+
+
+def _candles(history, n=3, start_offset=1, jump=1.0):
+    """n OHLCV records continuing ``history`` (start_offset=1: right after its end)."""
+    last = history.iloc[-1]
+    rows = []
+    for k in range(n):
+        ts = history.index[-1] + pd.Timedelta(hours=start_offset + k)
+        close = last * jump * (1 + 0.001 * (k + 1))
+        rows.append(
+            {
+                "timestamp": ts.isoformat(),
+                "open": close,
+                "high": close * 1.001,
+                "low": close * 0.999,
+                "close": close,
+                "volume": 1.0,
+            }
+        )
+    return rows
+
+
+def test_forecast_from_recent_candles(tmp_path, histories):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    hist = histories["BTC/USDT"]
+    f = bundle.forecast("BTC/USDT", 2, pd.DataFrame(_candles(hist)))
+    assert f["origin"].iloc[0] == hist.index[-1] + pd.Timedelta(hours=3)
+    # overlapping candles replace stored ones; the forecast starts after the last given
+    f = bundle.forecast("BTC/USDT", 2, pd.DataFrame(_candles(hist, start_offset=-1)))
+    assert f["origin"].iloc[0] == hist.index[-1] + pd.Timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c[:1] + c[2:], "long_gaps"),
+        (lambda c: [{**r, "low": -1.0} for r in c], "non_positive_price"),
+        (lambda c: [{k: v for k, v in r.items() if k != "volume"} for r in c], "volume"),
+        (lambda c: [{**r, "timestamp": "yesterday-ish"} for r in c], "candles"),
+        (lambda c: [], "empty"),
+    ],
+)
+def test_malformed_candles_are_request_errors(tmp_path, histories, mutate, message):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    candles = pd.DataFrame(mutate(_candles(histories["BTC/USDT"])))
+    with pytest.raises(RequestError, match=message):
+        bundle.forecast("BTC/USDT", 2, candles)
+
+
+def test_candles_must_continue_the_history(tmp_path, histories):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    with pytest.raises(RequestError, match="continue"):
+        bundle.forecast(
+            "BTC/USDT", 2, pd.DataFrame(_candles(histories["BTC/USDT"], start_offset=5))
+        )
+
+
+def test_pyfunc_serves_cached_and_conditioned_forecasts(tmp_path, histories):
+    import json as _json
+
+    model = CryptocastModel()
+    model.load_context(_Ctx(_write(tmp_path / "b", histories), "3"))
+    cached = model.predict(None, pd.DataFrame([{"pair": "ETH/USDT", "horizon": 4}]))
+    fresh = load_bundle(tmp_path / "b").forecast("ETH/USDT", 4)
+    np.testing.assert_allclose(cached["forecast"], fresh["forecast"])
+    req = pd.DataFrame(
+        [
+            {
+                "pair": "ETH/USDT",
+                "horizon": 2,
+                "candles": _json.dumps(_candles(histories["ETH/USDT"])),
+            }
+        ]
+    )
+    out = model.predict(None, req)
+    assert out["origin"].iloc[0] != cached["origin"].iloc[0]
+    with pytest.raises(MlflowException, match="JSON list"):
+        model.predict(None, pd.DataFrame([{"pair": "ETH/USDT", "candles": "{not json"}]))
+
+
+SERVER_LOAD = """
+import os, sys
+import pandas as pd
+from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
+from cryptocast.serving.model import CryptocastModel
+
+os.environ[_SERVER_MODEL_PATH] = "as in a scoring server"
+class Ctx:
+    artifacts = {"bundle": sys.argv[1]}
+    model_config = {"model_version": "3"}
+model = CryptocastModel()
+model.load_context(Ctx())
+model.predict(None, pd.DataFrame([{"pair": "BTC/USDT"}]))
+"""
+
+
+def test_served_bundle_without_model_name_still_loads_and_counts(tmp_path, histories):
+    """A bundle whose manifest has no model_name (``make bench``'s plain one) broke the
+    server's load_context once service metrics were added."""
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client import generate_latest
+
+    from cryptocast import exporter
+    from cryptocast.telemetry import METRICS_DIR_ENV
+    from tests.conftest import ROOT
+
+    bundle = _write(tmp_path / "b", histories)
+    env = os.environ | {METRICS_DIR_ENV: str(tmp_path / "metrics"), "PYTHONPATH": str(ROOT)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", SERVER_LOAD, str(bundle)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = generate_latest(exporter.registry(list, tmp_path / "metrics")).decode()
+    assert (
+        'cryptocast_requests_total{granularity="hour",model="unregistered",model_version="3"} 1.0'
+        in text
+    )

@@ -1,0 +1,70 @@
+"""The packaged CLI: its entry point, and the commands that need no ZenML run."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+
+from cli import cli
+from cryptocast.bundle import MANIFEST, write_bundle
+from cryptocast.contracts import Manifest, PairEntry
+from cryptocast.forecasting import Forecaster
+from tests.conftest import CLI, ROOT
+
+
+def test_console_script_lists_every_command_group():
+    proc = subprocess.run([CLI, "--help"], capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    listed = {line.split()[0] for line in proc.stdout.split("Commands:")[1].splitlines() if line}
+    assert listed == set(cli.commands)
+    assert {"train", "serve", "promote", "rollback", "monitor", "setup", "tracking-uri"} <= listed
+
+
+def _bundle(tmp_path):
+    idx = pd.date_range("2024-01-01", periods=100, freq="h", tz="UTC")
+    history = pd.Series(100 + np.arange(100.0), index=idx)
+    metrics = {"mase": 0.91234, "smape": 1.5, "mae": 12.0, "coverage": 0.8}
+    manifest = Manifest(
+        granularity="hour",
+        freq="1h",
+        horizon=3,
+        interval=0.8,
+        interval_lookback=48,
+        model_name="cli-test",
+        model_version="4",
+        data_source="files",
+        pairs={"BTC/USDT": PairEntry(metrics=metrics, naive_mase=1.0)},
+    )
+    fc = Forecaster.build("drift", "drift", {}, 3, 0).fit(history)
+    return write_bundle(tmp_path / "b", {"BTC/USDT": fc}, {"BTC/USDT": history}, manifest)
+
+
+def test_metrics_table_of_a_manifest(tmp_path):
+    bundle = _bundle(tmp_path)
+    out_file = tmp_path / "reports" / "m.md"
+    out = CliRunner().invoke(
+        cli, ["metrics", "--manifest", str(bundle / MANIFEST), "--out", str(out_file)]
+    )
+    assert out.exit_code == 0, out.output
+    assert "### cli-test v4 (hour, data: files)" in out.output
+    assert "| BTC/USDT | drift | 0.9123 | 1.0000 | 1.500 | 12 | 0.80 |" in out.output
+    assert out_file.read_text() in out.output
+
+
+def test_missing_manifest_says_what_to_run(tmp_path):
+    out = CliRunner().invoke(cli, ["metrics", "--manifest", str(tmp_path / "nope.json")])
+    assert out.exit_code == 1
+    assert "run `make train GRAN=hour`" in out.output
+
+
+def test_manifest_paths_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    """The CLI once resolved models_dir against the repository root and the steps against
+    the working directory; both now use the settings' absolute path."""
+    from cli.common import settings
+
+    monkeypatch.chdir(tmp_path)
+    assert settings("hour").deploy.models_dir == ROOT / "models" / "hour_models"
+    assert settings("day").data.cache_dir == ROOT / "data" / "cache"
