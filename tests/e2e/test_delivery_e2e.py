@@ -32,6 +32,7 @@ def env(tmp_path_factory):
         "hour", tmp, serve=True, deploy={"model_name": NAME, "timeout_s": 60}, source="sample"
     )
     e = cli_env(tmp)
+    run_cli(e, "setup")  # the stack this test process reads the registry through
     yield {"env": e, "models": tmp / "hour_models"}
     run_cli(e, "stop", "--gran", "hour", check=False)
 
