@@ -24,7 +24,7 @@ CONFIG ?=
 TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG)) $(if $(UNTIL),--until $(UNTIL))
 
 
-.PHONY: help install lock setup hooks train serve stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
+.PHONY: help install lock setup hooks train serve front front-stop app stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,7 +51,18 @@ train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sampl
 serve: install ## Start (or restart without downtime) the champion's server: GRAN=hour
 	$(CLI) serve --gran $(GRAN)
 
-stop: install ## Stop the servers of GRAN
+front: install ## Start the stable front door of GRAN in the background (hour :8080, day :8081)
+	$(CLI) front --gran $(GRAN)
+
+front-stop: install ## Stop the front door of GRAN (model servers keep running)
+	$(CLI) front-stop --gran $(GRAN)
+
+app: install ## The forecast app (Streamlit) on http://127.0.0.1:8501 (Ctrl+C stops it): GRAN= [PORT=]
+	$(VENV)/bin/streamlit run app/forecast_app.py --server.address 127.0.0.1 \
+	  --server.port $(or $(PORT),8501) --server.headless true \
+	  --browser.gatherUsageStats false --client.toolbarMode minimal -- --gran $(GRAN)
+
+stop: install ## Stop the front door and the model servers of GRAN
 	$(CLI) stop --gran $(GRAN)
 
 promote: install ## Make VERSION the champion (a person's override, recorded): GRAN= VERSION=
@@ -76,10 +87,10 @@ unschedule: install ## Remove the cron entries of GRAN (nothing else in the cron
 exporter: install ## Prometheus metrics on http://127.0.0.1:9464/metrics (Ctrl+C stops it): [PORT=]
 	$(CLI) exporter --port $(or $(PORT),9464)
 
-status: ## What is served, which version, which URL
+status: ## What is served: champion, front door, model server, unfinished releases
 	@$(CLI) status
 
-predict: ## Forecast from the served model: GRAN=hour PAIR=BTC/USDT [HORIZON=]
+predict: ## Forecast through the front door: GRAN=hour PAIR=BTC/USDT [HORIZON=]
 	@$(CLI) predict --gran $(GRAN) --pair "$(or $(PAIR),BTC/USDT)" $(if $(HORIZON),--horizon $(HORIZON))
 
 versions: ## Registered MLflow model versions with aliases: GRAN=hour

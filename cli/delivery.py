@@ -17,22 +17,31 @@ from cryptocast.bundle import MANIFEST
 
 @click.command()
 def status() -> None:
-    """What is served, which version, which URL."""
+    """What is served: champion, front door address, model server, unfinished releases."""
     from cryptocast import registry, store
-    from infra import deployer
+    from cryptocast.release import published_version
+    from infra import deployer, frontdoor
 
     use_stack()
     for gran in GRANULARITIES:
-        name = settings(gran).deploy.model_name
+        cfg = settings(gran)
+        name = cfg.deploy.model_name
         champion = registry.alias_version(name)
         previous = registry.alias_version(name, registry.PREVIOUS)
         svc = deployer.running(name, champion) if champion else deployer.running(name)
-        url = svc.prediction_url if svc else "not serving"
-        served = svc.config.registry_model_version if svc else "-"
+        served = f"v{svc.config.registry_model_version} at {svc.prediction_url}" if svc else "-"
+        front = frontdoor.status(cfg)
         click.echo(
-            f"{gran:5s} {name}: champion v{champion or '-'} (previous v{previous or '-'})"
-            f", served v{served} at {url}"
+            f"{gran:5s} {name}: champion v{champion or '-'} (previous v{previous or '-'})\n"
+            f"      front door: {front['url'] if front else 'not running'}"
+            f" (make front GRAN={gran})\n      model server: {served}"
         )
+        published = published_version(cfg.deploy.models_dir)
+        if champion and published != champion:
+            click.echo(
+                f"      UNFINISHED RELEASE: v{champion} is champion but {cfg.deploy.models_dir} "
+                f"holds v{published or '-'}; `make serve GRAN={gran}` finishes it"
+            )
     click.echo(f"forecasts database: {store.database_url()}")
 
 
@@ -41,28 +50,30 @@ def status() -> None:
 @click.option("--pair", default="BTC/USDT", show_default=True)
 @click.option("--horizon", type=int, default=None)
 def predict(gran: str, pair: str, horizon: int | None) -> None:
-    """Ask the served champion for a forecast and print it as a table."""
+    """Ask the front door for a forecast and print it as a table."""
     import pandas as pd
 
-    from cryptocast import registry
-    from cryptocast.serving.client import ServingError, forecast
-    from infra import deployer
+    from cryptocast.client import ClientError, ForecastClient
+    from infra import frontdoor
 
-    use_stack()
-    name = settings(gran).deploy.model_name
-    champion = registry.alias_version(name)
-    svc = deployer.running(name, champion) if champion else None
-    if svc is None:
+    cfg = settings(gran)
+    if frontdoor.status(cfg) is None:
         raise click.ClickException(
-            f"nothing serves {name} (champion v{champion}); run `make serve GRAN={gran}`, or "
-            f"`make train GRAN={gran}` if there is no champion yet"
+            f"the {gran} front door is not running: `make serve GRAN={gran}` starts the "
+            f"champion's server and its front door (`make train GRAN={gran}` first if no "
+            "model was trained yet)"
         )
+    url = frontdoor.url(cfg)
     record = {"pair": pair} | ({"horizon": horizon} if horizon else {})
     try:
-        table = pd.DataFrame(forecast(svc.prediction_url, [record]))
-    except ServingError as exc:
+        answer = ForecastClient(url).forecast([record])
+    except ClientError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"POST {svc.prediction_url}\n{table.to_string(index=False)}")
+    table = pd.DataFrame([f.model_dump() for f in answer.forecasts])
+    click.echo(
+        f"POST {url}/forecast: {answer.model_name} v{answer.model_version}\n"
+        f"{table.to_string(index=False)}"
+    )
 
 
 def _change_champion(gran: str, event: str, version: str | None, reason: str) -> None:
@@ -126,14 +137,57 @@ def serve(gran: str) -> None:
 @click.command()
 @gran_option
 def stop(gran: str) -> None:
-    """Stop every server of this granularity."""
-    from infra import deployer
+    """Stop every server of this granularity, and its front door."""
+    from infra import deployer, frontdoor
 
     use_stack()
     cfg = settings(gran)
     with granularity_lock(cfg, "stop"):
+        front = frontdoor.stop(cfg)
         gone = deployer.retire_others(cfg.deploy.model_name, keep=None)
     click.echo(f"stopped {cfg.deploy.model_name} servers: {gone or 'none were running'}")
+    click.echo(f"stopped the front door (pid {front})" if front else "no front door was running")
+
+
+@click.command()
+@gran_option
+def front(gran: str) -> None:
+    """Start the stable front door of GRAN in the background (if it is not running)."""
+    from cryptocast.client import ClientError, ForecastClient
+    from infra import frontdoor
+
+    cfg = settings(gran)
+    try:
+        state = frontdoor.ensure_running(cfg)
+        info = ForecastClient(state["url"]).wait_ready(cfg.service.restart_wait_s)
+    except (RuntimeError, ClientError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"front door of {gran}: {state['url']} (pid {state['pid']}, log {state['log']}); "
+        f"answering as {info.model_name} v{info.model_version}; docs: {state['url']}/docs"
+    )
+
+
+@click.command("front-stop")
+@gran_option
+def front_stop(gran: str) -> None:
+    """Stop the front door of GRAN (the model servers keep running)."""
+    from infra import frontdoor
+
+    pid = frontdoor.stop(settings(gran))
+    click.echo(f"stopped the front door (pid {pid})" if pid else "no front door was running")
+
+
+@click.command("front-run", hidden=True)
+@click.option("--settings", "settings_path", required=True, help="Settings JSON (internal).")
+def front_run(settings_path: str) -> None:
+    """The front door in this process (what `front` starts in the background)."""
+    from pathlib import Path
+
+    from cryptocast.config import Settings
+    from infra import frontdoor
+
+    frontdoor.run(Settings.model_validate_json(Path(settings_path).read_text()))
 
 
 FORECAST_TABLE = (
@@ -226,6 +280,9 @@ def manifest(gran: str) -> None:
 COMMANDS = (
     status,
     predict,
+    front,
+    front_stop,
+    front_run,
     promote,
     rollback,
     serve,

@@ -10,10 +10,22 @@ import os
 import sys
 import time
 from pathlib import Path
+from uuid import UUID
 
 from zenml.client import Client
 from zenml.integrations.mlflow.model_deployers import MLFlowModelDeployer
 from zenml.integrations.mlflow.services import MLFlowDeploymentConfig, MLFlowDeploymentService
+from zenml.integrations.mlflow.services.mlflow_deployment import (
+    MLFlowDeploymentEndpoint,
+    MLFlowDeploymentEndpointConfig,
+)
+from zenml.services import (
+    HTTPEndpointHealthMonitor,
+    HTTPEndpointHealthMonitorConfig,
+    ServiceEndpointProtocol,
+)
+from zenml.services.service import BaseDeploymentService
+from zenml.utils.networking_utils import find_available_port
 
 from cryptocast import registry
 from cryptocast.serving.client import ServingError, wait_until_serving
@@ -24,12 +36,26 @@ def deployer() -> MLFlowModelDeployer:
 
 
 def servers(model_name: str) -> list[MLFlowDeploymentService]:
-    """Every MLflow server ZenML knows for the registered model ``model_name``.
+    """Every MLflow server ZenML knows for the registered model ``model_name``, newest
+    first, with its status checked now.
 
-    (``find_model_server(model_name=...)`` matches ZenML Model Control Plane models, not
-    MLflow registry names, so the filter is applied here.)"""
-    found = deployer().find_model_server(service_type=MLFlowDeploymentService.SERVICE_TYPE)
-    return [s for s in found if s.config.model_name == model_name]
+    Not ``find_model_server``: that deletes every record whose server is still starting
+    (no ``service_source`` yet), which a concurrent reader (the front door polls) turned
+    into failed deployments. Its ``model_name`` filter also means ZenML Model Control
+    Plane models, not MLflow registry names."""
+    kind = MLFlowDeploymentService.SERVICE_TYPE
+    responses = Client().list_services(
+        sort_by="desc:created", type=kind.type, flavor=kind.flavor, size=1000, hydrate=True
+    )
+    found = []
+    for response in responses.items:
+        if not response.service_source or response.status is None:  # still being created
+            continue
+        service = BaseDeploymentService.from_model(response)
+        if service.config.model_name == model_name:
+            service.update_status()
+            found.append(service)
+    return found
 
 
 def service_name(model_name: str, version: str) -> str:
@@ -106,20 +132,46 @@ def _create(config: MLFlowDeploymentConfig, timeout_s: int) -> MLFlowDeploymentS
         config=config, service_type=MLFlowDeploymentService.SERVICE_TYPE
     )
     try:
-        service = deployer().perform_deploy_model(id=response.id, config=config, timeout=timeout_s)
+        service = _start_on_own_port(response.id, config, timeout_s)
     except Exception as exc:
         client.delete_service(response.id)
         raise ServingError(f"server for {config.model_uri} failed to start: {exc}") from exc
     client.update_service(
         id=service.uuid,
         name=service.config.service_name,
-        service_source=service.model_dump().get("type"),
         admin_state=service.admin_state,
         status=service.status.model_dump(),
         endpoint=service.endpoint.model_dump() if service.endpoint else None,
         prediction_url=service.get_prediction_url(),
         health_check_url=service.get_healthcheck_url(),
     )
+    return service
+
+
+def _start_on_own_port(
+    uuid: UUID, config: MLFlowDeploymentConfig, timeout_s: int
+) -> MLFlowDeploymentService:
+    """``perform_deploy_model``, on a port the kernel handed out (random, unused) instead
+    of ZenML's scan from 8000 upward, on which two deployments at once could both settle
+    (the front door and the smoke test check a server's identity either way)."""
+    config.root_runtime_path = deployer().local_path
+    endpoint = MLFlowDeploymentEndpoint(
+        config=MLFlowDeploymentEndpointConfig(
+            protocol=ServiceEndpointProtocol.HTTP,
+            port=find_available_port(),
+            allocate_port=True,  # if another process took it meanwhile: scan as ZenML does
+            prediction_url_path="invocations",
+        ),
+        monitor=HTTPEndpointHealthMonitor(
+            config=HTTPEndpointHealthMonitorConfig(
+                healthcheck_uri_path="ping", use_head_request=False
+            )
+        ),
+    )
+    service = MLFlowDeploymentService(uuid=uuid, config=config, endpoint=endpoint)
+    # the record names its kind before the server starts: readers can load it meanwhile
+    Client().update_service(id=uuid, service_source=service.model_dump().get("type"))
+    service.start(timeout=timeout_s)
     return service
 
 

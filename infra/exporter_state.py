@@ -1,5 +1,5 @@
-"""What the Prometheus exporter reports about each granularity, gathered from ZenML (the
-served champion), MLflow (registry aliases, the last training and monitoring runs) and
+"""What the Prometheus exporter reports about each granularity, gathered from the front
+door (is it ready), MLflow (registry aliases, the last training and monitoring runs) and
 the config (thresholds). An adapter: the metric families themselves are built by
 ``cryptocast.telemetry.state_families``."""
 
@@ -14,13 +14,12 @@ from cryptocast import registry
 from cryptocast.config import Settings
 from cryptocast.contracts import pair_slug
 from cryptocast.telemetry import GranularityState
-from infra import deployer
+from infra import frontdoor
 from infra.tracking import MONITORING_PIPELINE, TRAINING_PIPELINE
 
 
-def probe(prediction_url: str, timeout_s: float = 2.0) -> float | None:
-    """Seconds ``GET /ping`` took on the server of ``prediction_url``; None if it failed."""
-    url = prediction_url.rsplit("/invocations", 1)[0] + "/ping"
+def probe(url: str, timeout_s: float = 2.0) -> float | None:
+    """Seconds ``GET url`` took to answer 200; None if it failed."""
     start = time.perf_counter()
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
@@ -30,7 +29,7 @@ def probe(prediction_url: str, timeout_s: float = 2.0) -> float | None:
     return time.perf_counter() - start
 
 
-def _last_run(cfg: Settings, pipeline: str):
+def last_run(cfg: Settings, pipeline: str):
     """The newest MLflow run of ``pipeline`` for this config's registered model."""
     runs = mlflow.search_runs(
         experiment_names=[cfg.experiment_name],
@@ -54,17 +53,17 @@ def granularity_state(cfg: Settings) -> GranularityState:
     champion = registry.alias_version(name)
     if champion:
         state.champion_version = int(champion)
-        svc = deployer.running(name, champion)
-        state.probe_seconds = probe(svc.prediction_url) if svc else None
+        # what users get: the front door, ready (a champion server proved itself)
+        state.probe_seconds = probe(f"{frontdoor.url(cfg)}/ready")
         state.serving_up = state.probe_seconds is not None
-    last_training = _last_run(cfg, TRAINING_PIPELINE)
+    last_training = last_run(cfg, TRAINING_PIPELINE)
     if last_training is not None:
         info = last_training.info
         state.last_training_ts = (info.end_time or info.start_time) / 1000.0
         state.last_training_ok = {"FINISHED": True, "FAILED": False, "KILLED": False}.get(
             info.status
         )
-    monitor = _last_run(cfg, MONITORING_PIPELINE)
+    monitor = last_run(cfg, MONITORING_PIPELINE)
     if monitor is not None:
         state.last_monitor_ts = monitor.info.start_time / 1000.0
         metrics = monitor.data.metrics

@@ -12,6 +12,7 @@ from cryptocast import registry
 from cryptocast.config import Settings
 from cryptocast.release import Release
 from infra import deployer
+from infra.frontdoor import FrontDoorProcess
 from infra.tracking import TRAINING_PIPELINE
 
 
@@ -72,9 +73,11 @@ class DeployerServers:
 
 
 def release_for(cfg: Settings) -> Release:
-    """The release procedure of ``cfg``'s model on the active stack."""
+    """The release procedure of ``cfg``'s model on the active stack, its front door
+    following each release."""
     return Release(
         cfg,
         MlflowRegistry(cfg.deploy.model_name),
         DeployerServers(cfg.deploy.model_name, cfg.deploy.timeout_s),
+        FrontDoorProcess(cfg),
     )

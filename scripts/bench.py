@@ -143,14 +143,27 @@ print("BENCH" + json.dumps({"status": [s.status.value for s in run.steps.values(
 """
 
 
-def load_test(url: str, pair: str, horizon: int, rps: float, seconds: float) -> dict:
+def _summary(latencies_s: list[float], errors: int, **info) -> dict:
+    import numpy as np
+
+    lat = np.array(latencies_s) * 1000
+    return {
+        **info,
+        "requests": len(lat),
+        "errors": errors,
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p90_ms": round(float(np.percentile(lat, 90)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "max_ms": round(float(lat.max()), 2),
+    }
+
+
+def load_test(url: str, payload: dict, rps: float, seconds: float) -> dict:
     """Open-loop load: request i is sent at t0 + i/rps whatever the previous ones did."""
     import concurrent.futures as cf
 
-    import numpy as np
     import requests
 
-    payload = {"dataframe_records": [{"pair": pair, "horizon": horizon}]}
     session = requests.Session()
 
     def one(at: float) -> tuple[float, bool]:
@@ -166,19 +179,119 @@ def load_test(url: str, pair: str, horizon: int, rps: float, seconds: float) -> 
     start = time.perf_counter() + 0.5
     with cf.ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(one, [start + i / rps for i in range(n)]))
-    lat = np.array([r[0] for r in results]) * 1000
-    return {
-        "requests": n,
-        "rps": rps,
-        "seconds": seconds,
-        "pair": pair,
-        "horizon": horizon,
-        "errors": sum(not r[1] for r in results),
-        "p50_ms": round(float(np.percentile(lat, 50)), 2),
-        "p90_ms": round(float(np.percentile(lat, 90)), 2),
-        "p99_ms": round(float(np.percentile(lat, 99)), 2),
-        "max_ms": round(float(lat.max()), 2),
-    }
+    return _summary(
+        [r[0] for r in results], sum(not r[1] for r in results), rps=rps, seconds=seconds
+    )
+
+
+class Clients:
+    """``n`` closed-loop clients calling ``url`` back to back until stopped."""
+
+    def __init__(self, url: str, payload: dict, n: int) -> None:
+        import threading
+
+        self.url, self.payload, self.done = url, payload, threading.Event()
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.versions: list[tuple[float, str]] = []  # (sent, answering version)
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n)]
+
+    def _run(self) -> None:
+        import requests
+
+        session = requests.Session()
+        while not self.done.is_set():
+            t0, sent = time.perf_counter(), time.time()
+            try:
+                resp = session.post(self.url, json=self.payload, timeout=90)
+                if resp.status_code == 200:
+                    self.versions.append((sent, resp.json().get("model_version", "")))
+                else:
+                    self.errors.append(f"HTTP {resp.status_code}")
+            except requests.RequestException as exc:
+                self.errors.append(type(exc).__name__)
+            self.latencies.append(time.perf_counter() - t0)
+
+    def __enter__(self) -> Clients:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        for t in self.threads:
+            t.join(timeout=120)
+
+    def summary(self, **info) -> dict:
+        return _summary(self.latencies, len(self.errors), **info)
+
+
+def front_door(gran: str, env: dict, run: dict, model_url: str) -> dict:
+    """The front door: latency alone and with 8 clients, what it adds to a direct call to
+    the model server, and failed requests while releases and a crash happen."""
+    import signal
+
+    cfg = run["parameters"]["config"]
+    front = f"http://{cfg['service']['host']}:{cfg['service']['port']}"
+    body = {"records": [{"pair": "BTC/USDT", "horizon": cfg["horizon"]}]}
+    direct = {"dataframe_records": [{"pair": "BTC/USDT", "horizon": cfg["horizon"]}]}
+    out: dict = {}
+    print(f"bench: front door {front}: 50 req/s for 20 s, then 8 clients ...", flush=True)
+    out["single_client_50rps"] = load_test(f"{front}/forecast", body, rps=50, seconds=20)
+    out["direct_50rps"] = load_test(model_url, direct, rps=50, seconds=20)
+    out["front_invocations_50rps"] = load_test(f"{front}/invocations", direct, rps=50, seconds=20)
+    out["added_p99_ms"] = round(
+        out["front_invocations_50rps"]["p99_ms"] - out["direct_50rps"]["p99_ms"], 2
+    )
+    with Clients(f"{front}/forecast", body, 8) as clients:
+        time.sleep(20)
+    out["eight_clients"] = clients.summary(clients=8, seconds=20)
+    print("bench: failed requests during promote, rollback, a killed model server ...")
+    with Clients(f"{front}/forecast", body, 2) as during:
+        more = " ".join([*cfg["pairs"], "BNB/USDT"])  # a new pair: promoted
+        _timed([CLI, "train", "--gran", gran, "--pairs", more], env)
+        _timed([CLI, "rollback", "--gran", gran], env)
+        _timed([CLI, "rollback", "--gran", gran], env)
+        info = requests_json(f"{front}/version")
+        victim = info["upstream"]
+        os.kill(_server_pid(env, gran, victim), signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while requests_json(f"{front}/version")["upstream"] == victim:
+            if time.monotonic() > deadline:
+                raise SystemExit("the killed model server was not replaced")
+            time.sleep(0.5)
+        time.sleep(2)
+    out["during_releases_and_crash"] = during.summary(
+        clients=2, events=["promote", "rollback", "rollback", "kill model server"]
+    )
+    ordered = [v for _, v in sorted(during.versions)]  # by the time each request was sent
+    versions = [v for i, v in enumerate(ordered) if i == 0 or ordered[i - 1] != v]
+    out["during_releases_and_crash"]["answering_versions"] = versions
+    return out
+
+
+def requests_json(url: str) -> dict:
+    import requests
+
+    return requests.get(url, timeout=10).json()
+
+
+SERVER_PID = """
+import sys
+import infra
+from infra import deployer
+from cryptocast.config import load_settings
+from cryptocast.paths import granularity_config
+from infra.stack import configure_mlflow
+configure_mlflow()
+name = load_settings(granularity_config(sys.argv[1])).deploy.model_name
+print(next(s.status.pid for s in deployer.servers(name) if s.prediction_url == sys.argv[2]))
+"""
+
+
+def _server_pid(env: dict, gran: str, url: str) -> int:
+    _, out = _timed([PY, "-c", SERVER_PID, gran, url], env)
+    return int(out.strip().splitlines()[-1])
 
 
 def pipeline(gran: str) -> dict:
@@ -203,9 +316,10 @@ def pipeline(gran: str) -> dict:
             res[label] = {"wall_s": round(wall, 2), **detail}
         url = res["first_run"]["deployment"]["url"]
         print(f"bench: serving latency at {url} (20 req/s for 30 s) ...", flush=True)
-        res["serving"] = load_test(
-            url, "BTC/USDT", run["parameters"]["config"]["horizon"], rps=20, seconds=30
-        )
+        horizon = run["parameters"]["config"]["horizon"]
+        payload = {"dataframe_records": [{"pair": "BTC/USDT", "horizon": horizon}]}
+        res["serving"] = load_test(url, payload, rps=20, seconds=30)
+        res["front_door"] = front_door(gran, env, run, url)
     finally:
         subprocess.run([CLI, "stop", "--gran", gran], cwd=ROOT, env=env, capture_output=True)
     return res
@@ -231,6 +345,7 @@ def main() -> None:
     print(f"bench: ZenML pipeline ({args.gran}), fresh home, twice ...", flush=True)
     pipe = pipeline(args.gran)
     first = pipe["first_run"]["wall_s"]
+    fd = pipe["front_door"]
     report = {
         "granularity": args.gran,
         "machine": {
@@ -252,6 +367,13 @@ def main() -> None:
             and pipe["serving"]["errors"] == 0,
             "promote_to_answering_s<=15": (
                 pipe["first_run"]["deployment"]["seconds_to_answer"] <= 15
+            ),
+            "front_p99_ms<=25_single_client": fd["single_client_50rps"]["p99_ms"] <= 25,
+            "front_p99_ms<=60_eight_clients": fd["eight_clients"]["p99_ms"] <= 60,
+            "front_added_p99_ms<=5": fd["added_p99_ms"] <= 5,
+            "front_0_errors": all(
+                fd[k]["errors"] == 0
+                for k in ("single_client_50rps", "eight_clients", "during_releases_and_crash")
             ),
         },
     }

@@ -3,10 +3,16 @@ tracking store and artifact store): nothing touches the developer's state."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +115,77 @@ def small_config(gran: str, tmp: Path, *, serve: bool, deploy: dict | None = Non
     c["candidates"]["nhits"]["params"] = s["nhits"]
     c["gates"]["max_mase_ratio"] = 1.5  # the plumbing is under test here, not the models
     c["deploy"].update(models_dir=str(tmp / f"{gran}_models"), serve=serve, **(deploy or {}))
+    c["service"].update(port=free_port(), check_interval_s=0.2)
     path = tmp / f"{gran}.yaml"
     path.write_text(yaml.safe_dump(run))
     return path
+
+
+# Debian's chromium + chromium-driver; GitHub's Ubuntu runners ship google-chrome and a
+# matching driver under $CHROMEWEBDRIVER
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "google-chrome"))), None)
+CHROMEDRIVER = shutil.which("chromedriver") or shutil.which(
+    "chromedriver", path=os.environ.get("CHROMEWEBDRIVER", "")
+)
+# flags for a headless Chromium on a machine without a display or internet
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def need_browser() -> None:
+    """Skip, saying why, unless headless Chromium and its driver are installed."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("chromium and chromedriver not found (Debian: chromium chromium-driver)")
+    pytest.importorskip("selenium")
+
+
+@contextlib.contextmanager
+def chromium(window: str = "1400,900"):
+    """A headless Chromium driven by Selenium, closed afterwards."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={window}")
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_front_doors(base: Path) -> None:
+    """Stop the front doors that releases started for the configs under ``base``: they
+    run detached, and their state files lie beside each test's models directory."""
+    for state in Path(base).rglob(".*.front.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = json.loads(state.read_text())["pid"]
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(100):  # wait until it is gone (it must not restart servers)
+                os.kill(pid, 0)
+                time.sleep(0.1)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_front_doors(session.config._tmp_path_factory.getbasetemp())
 
 
 def cli_env(config_dir: Path) -> dict[str, str]:

@@ -22,6 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cryptocast.config import ValidationSettings
@@ -35,6 +36,7 @@ from cryptocast.contracts import (
     to_ohlcv,
 )
 from cryptocast.forecasting import Forecaster, interval
+from cryptocast.locks import pid_alive
 from cryptocast.validation import DataValidationError, validate
 
 MANIFEST = "manifest.json"
@@ -123,8 +125,23 @@ class Bundle:
                 f"candles must continue the model's history: its last candle is "
                 f"{history.index[-1]}, the first given is {first}"
             )
+        if (first - history.index[-1]) % step != pd.Timedelta(0):
+            raise RequestError(
+                f"candles are off the model's {self.manifest.freq} grid: the first given is "
+                f"{first}, the history's last candle is {history.index[-1]}"
+            )
         new = pd.Series(frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["timestamp"]))
-        return pd.concat([history[history.index < first], new])
+        kept = history[history.index < first]
+        if len(kept):
+            jump = abs(float(np.log(new.iloc[0] / kept.iloc[-1])))
+            if not jump <= rules.max_abs_log_return:
+                raise RequestError(
+                    f"candles do not join the model's history plausibly: close "
+                    f"{kept.iloc[-1]:.6g} at {kept.index[-1]} then {new.iloc[0]:.6g} at {first} "
+                    f"(|log return| {jump:.2f} > {rules.max_abs_log_return}); a forecast is "
+                    "not computed on them"
+                )
+        return pd.concat([kept, new])
 
 
 def _history_bytes(history: pd.Series) -> bytes:
@@ -184,21 +201,11 @@ def staging_dir(final: Path) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     for old in final.parent.glob(f".{final.name}.staging-*"):
         pid = old.name.rsplit("staging-", 1)[1].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     parent = final.with_name(f".{final.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     parent.mkdir()
     return parent / "bundle"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def load_bundle(directory: Path) -> Bundle:
@@ -208,11 +215,17 @@ def load_bundle(directory: Path) -> Bundle:
     if not manifest_path.exists():
         raise FileNotFoundError(f"no model bundle at {directory} (missing {MANIFEST})")
     manifest = Manifest.model_validate_json(manifest_path.read_text())
-    forecasters, histories = {}, {}
+    forecasters = {p: Forecaster.load(directory / e.file) for p, e in manifest.pairs.items()}
+    return Bundle(manifest, forecasters, load_histories(directory, manifest))
+
+
+def load_histories(directory: Path, manifest: Manifest | None = None) -> dict[str, pd.Series]:
+    """The close history of every pair of a bundle, without loading its models."""
+    directory = Path(directory)
+    if manifest is None:
+        manifest = Manifest.model_validate_json((directory / MANIFEST).read_text())
+    histories = {}
     for pair, entry in manifest.pairs.items():
-        path = directory / entry.file
-        forecasters[pair] = Forecaster.load(path)
-        with zipfile.ZipFile(path) as zf:
-            hist = pd.read_parquet(io.BytesIO(zf.read(HISTORY)))
-        histories[pair] = hist["close"]
-    return Bundle(manifest, forecasters, histories)
+        with zipfile.ZipFile(directory / entry.file) as zf:
+            histories[pair] = pd.read_parquet(io.BytesIO(zf.read(HISTORY)))["close"]
+    return histories

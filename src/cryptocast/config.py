@@ -181,6 +181,33 @@ class DeploySettings(_Strict):
         return resolve(value)
 
 
+class ServiceSettings(_Strict):
+    """The stable front door of a granularity (`make front`): one address that always
+    answers with the champion, whatever model server is behind it."""
+
+    host: str = Field(default="127.0.0.1", description="Address the front door listens on.")
+    port: int = Field(gt=0, lt=65536, description="Its port (fixed: clients keep it).")
+    max_body_bytes: int = Field(default=1_048_576, gt=0, description="Larger bodies: 413.")
+    max_records: int = Field(default=64, gt=0, description="Forecast records per request.")
+    max_candles: int = Field(default=500, gt=0, description="Candles per record.")
+    max_depth: int = Field(default=8, gt=2, description="JSON nesting allowed in a body.")
+    upstream_timeout_s: float = Field(default=10.0, gt=0, description="Per model call.")
+    check_interval_s: float = Field(
+        default=0.5, gt=0, description="How often the champion and its server are checked."
+    )
+    switch_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a release waits for the front door to move to the new server "
+        "before it leaves the old one running.",
+    )
+    restart_wait_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a request may wait while a dead model server is replaced.",
+    )
+
+
 class Settings(_Strict):
     granularity: Literal["hour", "day"]
     freq: str = Field(description="Pandas frequency of the candles, e.g. '1h' or '1D'.")
@@ -193,6 +220,7 @@ class Settings(_Strict):
     evaluation: EvaluationSettings
     gates: Gates = Gates()
     deploy: DeploySettings
+    service: ServiceSettings
     monitoring: MonitoringSettings
 
     @field_validator("freq")

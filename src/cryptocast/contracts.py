@@ -28,6 +28,9 @@ FORECAST_SCHEMA: dict[str, type] = {
 }
 FORECAST_COLUMNS = tuple(FORECAST_SCHEMA)
 TIME_COLUMNS = tuple(c for c, t in FORECAST_SCHEMA.items() if t is pd.Timestamp)
+# A model server's answer adds who answered: the registered model and the MLflow run that
+# logged it, so that the front door can check a server's identity from what it says.
+SERVED_SCHEMA: dict[str, type] = FORECAST_SCHEMA | {"model_name": str, "run_id": str}
 
 # Registry tags of a model version: ``model.<pair>`` names the candidate served for a pair.
 MODEL_TAG_PREFIX = "model."

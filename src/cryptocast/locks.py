@@ -80,3 +80,14 @@ def lock_path(models_dir: Path) -> Path:
     """The lock of one granularity, beside its models directory."""
     models_dir = Path(models_dir)
     return models_dir.with_name(f".{models_dir.name}.lock")
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -13,7 +13,7 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import DataType
 
 from cryptocast.bundle import Bundle, load_bundle
-from cryptocast.contracts import FORECAST_SCHEMA, REQUEST_EXAMPLE, pairs_from_tags
+from cryptocast.contracts import REQUEST_EXAMPLE, SERVED_SCHEMA, pairs_from_tags
 from cryptocast.paths import LOCKFILE, PACKAGE_DIR
 
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -34,7 +34,7 @@ SIGNATURE = ModelSignature(
             ColSpec(DataType.string, "candles", required=False),
         ]
     ),
-    outputs=Schema([ColSpec(_MLFLOW_TYPES[t], c) for c, t in FORECAST_SCHEMA.items()]),
+    outputs=Schema([ColSpec(_MLFLOW_TYPES[t], c) for c, t in SERVED_SCHEMA.items()]),
 )
 
 
@@ -67,6 +67,12 @@ def download_bundle(name: str, version: str) -> Path:
 def load_version_bundle(name: str, version: str) -> Bundle:
     """Download a registered version and load its bundle (to re-score a champion)."""
     return load_bundle(download_bundle(name, version))
+
+
+def version_run_id(name: str, version: str) -> str:
+    """The MLflow run that logged a registered version (its identity, with name and
+    version, as its server reports it)."""
+    return str(client().get_model_version(name, str(version)).run_id)
 
 
 def version_source(name: str, version: str) -> str:

@@ -30,6 +30,11 @@ from cryptocast.config import Settings
 from cryptocast.contracts import Manifest, ReconcileRecord, ReleaseRecord
 
 
+class ReleaseIncomplete(RuntimeError):
+    """The new version is champion (committed) but rolling forward to it failed, even
+    after retries; ``reconcile`` (``make serve``) finishes it."""
+
+
 class ReleaseError(ValueError):
     """A release a person asked for cannot be made (unknown version, nothing to roll back
     to). Nothing was changed."""
@@ -78,6 +83,14 @@ class Registry(Protocol):
     def download_bundle(self, version: str) -> Path: ...
 
 
+class FrontDoor(Protocol):
+    """The stable address users call (``cryptocast.frontdoor``)."""
+
+    def follow(self, version: str, server_url: str | None) -> bool:
+        """Make sure it runs, and wait until it answers as ``version`` from that server;
+        False if it did not in time."""
+
+
 def published_version(models_dir: Path) -> str | None:
     """The version of the bundle published in ``models_dir``, or None."""
     try:
@@ -93,6 +106,9 @@ class Release:
     cfg: Settings
     registry: Registry
     servers: Servers
+    front: FrontDoor | None = None
+    ROLL_FORWARD_ATTEMPTS = 3
+    ROLL_FORWARD_BACKOFF_S = 1.0
 
     @property
     def models_dir(self) -> Path:
@@ -137,10 +153,14 @@ class Release:
         run_id: str | None = None,
         keep: Server | None = None,
     ) -> tuple[int, list[str]]:
-        """Idempotent: files, database and servers follow the champion ``version``.
+        """Idempotent: files, database and servers follow the champion ``version``: the
+        front door moves to ``keep`` (the champion's server), then the other servers stop.
         Returns (forecast rows written, versions of the servers retired)."""
         self.publish_version(version, bundle_dir)
         rows = self.store_bundle_forecasts(run_id)
+        front, url = self.front, keep.prediction_url if keep is not None else None
+        if front is not None and url is not None and not front.follow(version, url):
+            keep = None  # users may still be served by an older server: keep it
         retired = self.servers.retire_others(keep) if keep is not None else []
         return rows, retired
 
@@ -178,9 +198,7 @@ class Release:
             },
         )
         failpoints.hit("release.after_commit")
-        rows, retired = self.roll_forward(
-            version, bundle_dir=bundle_dir, run_id=run_id, keep=service
-        )
+        rows, retired = self._finish(version, bundle_dir=bundle_dir, run_id=run_id, keep=service)
         return ReleaseRecord(
             event=event,
             version=version,
@@ -191,6 +209,24 @@ class Release:
             forecast_rows=rows,
             retired_servers=retired,
         )
+
+    def _finish(self, version: str, **kw) -> tuple[int, list[str]]:
+        """Roll forward after the commit; retried, since the version is live already."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self.roll_forward(version, **kw)
+            except Exception as exc:
+                if attempt >= self.ROLL_FORWARD_ATTEMPTS:
+                    raise ReleaseIncomplete(
+                        f"v{version} of {self.cfg.deploy.model_name} is the champion and "
+                        f"answers, but finishing the release failed {attempt} times "
+                        f"({type(exc).__name__}: {exc}); `make serve "
+                        f"GRAN={self.cfg.granularity}` finishes it (files, forecasts, older "
+                        "servers)"
+                    ) from exc
+                time.sleep(self.ROLL_FORWARD_BACKOFF_S * attempt)
 
     def reconcile(self, *, restart: bool = False) -> ReconcileRecord:
         """Bring files, database and servers in line with the registry's champion (after a

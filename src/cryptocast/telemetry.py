@@ -33,6 +33,13 @@ LATENCY = "cryptocast_request_latency_seconds"  # histogram, inside the model
 PREDICTIONS = "cryptocast_predictions"  # counter, label pair
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
+# the front door (written by the front door process, one per granularity)
+FRONT_REQUESTS = "cryptocast_frontdoor_requests"  # counter, labels route, code
+FRONT_LATENCY = "cryptocast_frontdoor_request_latency_seconds"  # histogram, label route
+FRONT_SWITCHES = "cryptocast_frontdoor_upstream_switches"  # counter, label reason
+FRONT_DEATHS = "cryptocast_frontdoor_upstream_deaths"  # counter: a model server died
+FRONT_RESTARTS = "cryptocast_frontdoor_upstream_restarts"  # counter: ... and was replaced
+
 # the system (written by the exporter)
 SERVING_UP = "cryptocast_serving_up"
 PROBE_SECONDS = "cryptocast_serving_probe_seconds"
@@ -88,22 +95,72 @@ class ServiceMetrics:
             self._predictions.labels(**self.labels, pair=pair).inc()
 
 
-def service_metrics(granularity: str, model: str, model_version: str) -> ServiceMetrics | None:
-    """:class:`ServiceMetrics` writing to ``$CRYPTOCAST_METRICS_DIR`` (multiprocess files),
-    or None when that is unset. Must run before anything imports prometheus_client in this
-    process: prometheus-client picks its storage when first imported."""
+class FrontDoorMetrics:
+    """Every request at the front door (the malformed ones too), its latency, and what
+    happened to the model server behind it. Implements ``frontdoor.router.Events``."""
+
+    def __init__(self, granularity: str) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.granularity = granularity
+        g = ["granularity"]
+        self._requests = Counter(
+            FRONT_REQUESTS, "Requests at the front door", [*g, "route", "code"]
+        )
+        self._latency = Histogram(
+            FRONT_LATENCY,
+            "Time to answer at the front door",
+            [*g, "route"],
+            buckets=LATENCY_BUCKETS,
+        )
+        self._switches = Counter(FRONT_SWITCHES, "Model server changes", [*g, "reason"])
+        self._deaths = Counter(FRONT_DEATHS, "Model servers that stopped answering", g)
+        self._restarts = Counter(FRONT_RESTARTS, "Dead model servers replaced", g)
+        for reason in ("first", "new version", "new server", "restart"):
+            self._switches.labels(granularity, reason)
+        self._deaths.labels(granularity)
+        self._restarts.labels(granularity)
+
+    def request(self, route: str, code: int, seconds: float) -> None:
+        self._requests.labels(self.granularity, route, str(code)).inc()
+        self._latency.labels(self.granularity, route).observe(seconds)
+
+    def switched(self, reason: str, upstream) -> None:
+        self._switches.labels(self.granularity, reason).inc()
+
+    def upstream_died(self, upstream) -> None:
+        self._deaths.labels(self.granularity).inc()
+
+    def upstream_restarted(self, upstream) -> None:
+        self._restarts.labels(self.granularity).inc()
+
+
+def multiprocess_metrics_dir() -> Path | None:
+    """Make prometheus-client write to ``$CRYPTOCAST_METRICS_DIR`` (multiprocess files, read
+    by the exporter); None when that is unset. Must run before anything imports
+    prometheus_client in this process: prometheus-client picks its storage when first
+    imported."""
     directory = os.environ.get(METRICS_DIR_ENV)
     if not directory:
         return None
     if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         print(
-            "cryptocast: prometheus_client was imported before the model loaded; "
-            "service metrics are off in this process",
+            "cryptocast: prometheus_client was imported before the metrics directory was "
+            "set; metrics are off in this process",
             file=sys.stderr,
         )
         return None
     Path(directory).mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return Path(directory)
+
+
+def service_metrics(granularity: str, model: str, model_version: str) -> ServiceMetrics | None:
+    """:class:`ServiceMetrics` writing to ``$CRYPTOCAST_METRICS_DIR`` (multiprocess files),
+    or None when that is unset. Must run before anything imports prometheus_client in this
+    process: prometheus-client picks its storage when first imported."""
+    if multiprocess_metrics_dir() is None:
+        return None
     return ServiceMetrics(granularity, model, model_version)
 
 
@@ -135,8 +192,8 @@ def state_families(states: list[GranularityState]) -> list:
         return GaugeMetricFamily(name, doc, labels=["granularity", "model", *extra])
 
     f = {
-        SERVING_UP: family(SERVING_UP, "1 if the champion's server answers /ping"),
-        PROBE_SECONDS: family(PROBE_SECONDS, "Duration of the /ping probe"),
+        SERVING_UP: family(SERVING_UP, "1 if the front door is ready (a champion server answers)"),
+        PROBE_SECONDS: family(PROBE_SECONDS, "Duration of the front door's /ready probe"),
         CHAMPION_VERSION: family(CHAMPION_VERSION, "Registered version with alias champion"),
         LAST_TRAINING: family(LAST_TRAINING, "End (or start) of the last training run"),
         LAST_TRAINING_SUCCESS: family(LAST_TRAINING_SUCCESS, "1 if the last training run ended"),

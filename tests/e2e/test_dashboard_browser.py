@@ -7,9 +7,6 @@ Run alone with ``pytest -m browser``. Needs Debian's ``chromium`` and ``chromium
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,44 +14,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, cli_env, run_cli, small_config
+from tests.conftest import ROOT, chromium, cli_env, free_port, need_browser, run_cli, small_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-# Debian's chromium + chromium-driver; GitHub's Ubuntu runners ship google-chrome and a
-# matching driver under $CHROMEWEBDRIVER
-CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "google-chrome"))), None)
-CHROMEDRIVER = shutil.which("chromedriver") or shutil.which(
-    "chromedriver", path=os.environ.get("CHROMEWEBDRIVER", "")
-)
 ZENML = str(Path(sys.executable).parent / "zenml")
 SCREENSHOT = ROOT / "reports" / "zenml-dashboard-runs.png"
-# flags for a headless Chromium on a machine without a display or internet
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,900",
-)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     """(dashboard URL, name of the newest pipeline run) after a training run."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("chromium and chromedriver not found (Debian: chromium chromium-driver)")
-    pytest.importorskip("selenium")
+    need_browser()
     tmp = tmp_path_factory.mktemp("browser")
     small_config("day", tmp, serve=False, deploy={"model_name": "cryptocast-day-browser"})
     env = cli_env(tmp)
@@ -75,19 +45,12 @@ def dashboard(tmp_path_factory):
 
 
 def test_dashboard_lists_the_pipeline_run(dashboard):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, run_name = dashboard
     assert run_name.startswith("cryptocast_training-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium() as browser:
         browser.get(f"{url}/projects/default/runs")
 
         def listed(driver) -> bool:
@@ -101,5 +64,3 @@ def test_dashboard_lists_the_pipeline_run(dashboard):
         body = browser.find_element(By.TAG_NAME, "body").text
         assert "cryptocast_training" in body  # the pipeline column
         assert "Runs" in browser.title or "Runs" in body
-    finally:
-        browser.quit()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import small_config
+from tests.conftest import small_config, stop_front_doors
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def run_pipeline(config_path: Path, **overrides):
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(tmp_path_factory):
     from infra.stack import configure_mlflow, ensure_stack
 
     ensure_stack()
@@ -39,6 +39,7 @@ def stack():
     yield
     from infra import deployer
 
+    stop_front_doors(tmp_path_factory.getbasetemp())  # first: they would restart servers
     for name in ("cryptocast-hour", "cryptocast-day"):
         deployer.retire_others(name, keep=None)
 

@@ -162,6 +162,23 @@ def test_candles_must_continue_the_history(tmp_path, histories):
         )
 
 
+def test_candles_must_join_the_history_plausibly(tmp_path, histories):
+    """Each candle was valid on its own, so a doubled price (or candles half an hour off
+    the grid) used to be forecast from as if it continued the history."""
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    hist = histories["BTC/USDT"]
+    with pytest.raises(RequestError, match="do not join the model's history plausibly"):
+        bundle.forecast("BTC/USDT", 2, pd.DataFrame(_candles(hist, jump=2.0)))
+    shift = pd.Timedelta(minutes=30)
+    off = [
+        {**r, "timestamp": (pd.Timestamp(r["timestamp"]) - shift).isoformat()}
+        for r in _candles(hist)
+    ]
+    with pytest.raises(RequestError, match="off the model's 1h grid"):
+        bundle.forecast("BTC/USDT", 2, pd.DataFrame(off))
+    assert len(bundle.forecast("BTC/USDT", 2, pd.DataFrame(_candles(hist, jump=1.05)))) == 2
+
+
 def test_pyfunc_serves_cached_and_conditioned_forecasts(tmp_path, histories):
     import json as _json
 

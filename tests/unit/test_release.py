@@ -19,7 +19,7 @@ from cryptocast.bundle import write_bundle
 from cryptocast.config import apply_overrides
 from cryptocast.contracts import Manifest, ReconcileRecord, ReleaseRecord
 from cryptocast.forecasting import Forecaster
-from cryptocast.release import Release, ReleaseError, published_version
+from cryptocast.release import Release, ReleaseError, ReleaseIncomplete, published_version
 from tests.conftest import raw_config
 
 PAIRS = {"1": ["BTC/USDT"], "2": ["BTC/USDT", "ETH/USDT"], "3": ["BTC/USDT", "ETH/USDT"]}
@@ -288,3 +288,47 @@ def test_nothing_to_roll_back_to(release):
 def test_reconcile_without_a_champion(release):
     release.registry.aliases.clear()
     assert release.reconcile() == ReconcileRecord(champion=None)
+
+
+@dataclass
+class FakeFrontDoor:
+    switches: bool = True
+    followed: list[tuple[str, str]] = field(default_factory=list)
+
+    def follow(self, version, server_url):
+        self.followed.append((version, server_url))
+        return self.switches
+
+
+def test_old_servers_stop_only_once_the_front_door_answers_from_the_new_one(release):
+    release.front = FakeFrontDoor()
+    promote(release, "2")
+    assert release.front.followed == [("2", release.servers.running("2").prediction_url)]
+    assert seen(release)["answering"] == ["2"]
+    release.front.switches = False  # the front door did not move in time
+    record = release.change_champion(None, event="rollback", reason="r")
+    assert record.retired_servers == []
+    assert sorted(seen(release)["answering"]) == ["1", "2"]  # nobody is cut off
+
+
+def test_a_failing_roll_forward_is_retried_then_says_how_to_finish(release, monkeypatch):
+    monkeypatch.setattr(Release, "ROLL_FORWARD_BACKOFF_S", 0.0)
+    real, failures = Release.store_bundle_forecasts, []
+
+    def flaky(self, run_id=None):
+        if len(failures) < 2:
+            failures.append(1)
+            raise OSError("database is locked")
+        return real(self, run_id)
+
+    monkeypatch.setattr(Release, "store_bundle_forecasts", flaky)
+    assert promote(release, "2").forecast_rows == 12  # third attempt
+    failures.clear()
+    monkeypatch.setattr(Release, "ROLL_FORWARD_ATTEMPTS", 2)
+    with pytest.raises(
+        ReleaseIncomplete, match=r"v3 of release-test is the champion .* `make serve GRAN=hour`"
+    ):
+        promote(release, "3")
+    assert release.registry.champion() == "3"  # live: committed before the failure
+    monkeypatch.setattr(Release, "store_bundle_forecasts", real)
+    assert release.reconcile().forecast_rows == 12  # make serve finishes it

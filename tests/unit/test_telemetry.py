@@ -37,6 +37,20 @@ for exc in (ValueError, RuntimeError):
         pass
 """
 
+# what the front door process does: two answers, a refusal, a dead server replaced
+FRONT = """
+from cryptocast.telemetry import FrontDoorMetrics, multiprocess_metrics_dir
+multiprocess_metrics_dir()
+f = FrontDoorMetrics("hour")
+f.request("/forecast", 200, 0.004)
+f.request("/forecast", 200, 0.006)
+f.request("/forecast", 422, 0.001)
+f.switched("first", None)
+f.upstream_died(None)
+f.upstream_restarted(None)
+f.switched("restart", None)
+"""
+
 FULL = {
     "granularity": "hour",
     "model_name": "cryptocast-hour",
@@ -69,7 +83,8 @@ def exposition(tmp_path_factory) -> str:
     metrics_dir = tmp_path_factory.mktemp("metrics")
     env = os.environ | {telemetry.METRICS_DIR_ENV: str(metrics_dir), "PYTHONPATH": str(ROOT)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    subprocess.run([sys.executable, "-c", SERVER], env=env, check=True, cwd=ROOT)
+    for code in (SERVER, FRONT):
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)
     reg = exporter.registry(lambda: [GranularityState(**FULL)], metrics_dir)
     return generate_latest(reg).decode()
 
@@ -87,6 +102,22 @@ def test_service_counters_cross_the_process_boundary(exposition):
     assert value("cryptocast_predictions_total", pair="ETH/USDT") == 1
     assert value("cryptocast_request_latency_seconds_count") == 3
     assert value("cryptocast_request_latency_seconds_bucket", le="+Inf") == 3
+
+
+def test_front_door_counters_cross_the_process_boundary(exposition):
+    got = samples(exposition)
+    hour = {"granularity": "hour"}
+    ok = frozenset((hour | {"route": "/forecast", "code": "200"}).items())
+    refused = frozenset((hour | {"route": "/forecast", "code": "422"}).items())
+    assert got[("cryptocast_frontdoor_requests_total", ok)] == 2
+    assert got[("cryptocast_frontdoor_requests_total", refused)] == 1
+    latency = frozenset((hour | {"route": "/forecast"}).items())
+    assert got[("cryptocast_frontdoor_request_latency_seconds_count", latency)] == 3
+    for reason, count in (("first", 1), ("restart", 1), ("new version", 0)):
+        key = frozenset((hour | {"reason": reason}).items())
+        assert got[("cryptocast_frontdoor_upstream_switches_total", key)] == count
+    assert got[("cryptocast_frontdoor_upstream_deaths_total", frozenset(hour.items()))] == 1
+    assert got[("cryptocast_frontdoor_upstream_restarts_total", frozenset(hour.items()))] == 1
 
 
 def test_state_gauges(exposition):

@@ -8,7 +8,8 @@ Request (``POST /invocations``, MLflow scoring protocol)::
 optional: a JSON string holding a list of OHLCV records (``timestamp, open, high, low,
 close, volume``) that continue the model's history; the forecast is then made from them.
 Response: one record per (pair, step) with ``pair, origin, target_time`` (ISO 8601 UTC),
-``step, forecast, lower, upper, model_version``. A bad request (unknown pair, horizon
+``step, forecast, lower, upper, model_version``, and who answered: ``model_name``,
+``run_id`` (the MLflow run that logged the model). A bad request (unknown pair, horizon
 too large, malformed candles) is answered with HTTP 400 and a message saying what is wrong.
 
 Forecasts from the stored history are computed once, when the model loads: a request
@@ -113,7 +114,8 @@ class CryptocastModel(PythonModel):
         out = pd.concat(frames, ignore_index=True)
         for col in TIME_COLUMNS:
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return out
+        m = self.bundle.manifest
+        return out.assign(model_name=m.model_name, run_id=m.mlflow_run_id or "")
 
 
 mlflow.models.set_model(CryptocastModel())

@@ -1,0 +1,110 @@
+"""The forecast app: ``make app GRAN=hour`` (Streamlit, on 127.0.0.1).
+
+Per pair, the recent closes the champion knows with its forecast and interval band; the
+champion's version, when and on what data it was trained, its backtest against naive, its
+live accuracy from monitoring, and every promotion with its reasons. It reads only through
+the front door (``cryptocast.client``) and the forecasts database (``cryptocast.store``).
+
+    streamlit run app/forecast_app.py -- --gran hour
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+import streamlit as st
+
+from cryptocast import store
+from cryptocast.client import ClientError, ForecastClient
+from cryptocast.config import load_settings
+from cryptocast.paths import granularity_config
+
+
+def _args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gran", default="hour", choices=["hour", "day"])
+    ap.add_argument("--url", default=None, help="Front door (default: the config's address).")
+    return ap.parse_args()
+
+
+def chart(pair: str, history: list[dict], forecasts: pd.DataFrame, version: str):
+    hist = pd.DataFrame(history)
+    fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
+    if len(hist):
+        ax.plot(pd.to_datetime(hist["timestamp"]), hist["close"], color="black", lw=1.2,
+                label="close")  # fmt: skip
+    f = forecasts[forecasts["pair"] == pair]
+    t = pd.to_datetime(f["target_time"])
+    ax.fill_between(t, f["lower"], f["upper"], color="tab:blue", alpha=0.2,
+                    label="interval")  # fmt: skip
+    ax.plot(t, f["forecast"], color="tab:blue", lw=1.6, label=f"forecast (v{version})")
+    ax.set_title(f"{pair}: recent closes and the champion's forecast")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return fig
+
+
+def main() -> None:
+    args = _args()
+    cfg = load_settings(granularity_config(args.gran))
+    url = args.url or f"http://{cfg.service.host}:{cfg.service.port}"
+    st.set_page_config(page_title=f"cryptocast {args.gran}", layout="wide")
+    st.title(f"cryptocast: {args.gran} forecasts")
+    client = ForecastClient(url)
+    try:
+        info = client.version()
+        card = client.model()
+    except ClientError as exc:
+        st.error(f"The front door at {url} does not answer yet: {exc}. "
+                 f"Start it with `make front GRAN={args.gran}`.")  # fmt: skip
+        return
+    trained = info.trained
+    cols = st.columns(4)
+    cols[0].metric("Champion", f"v{info.model_version}")
+    cols[1].metric("Serving since", (info.serving_since or "-")[:16].replace("T", " "))
+    cols[2].metric("Trained on", trained.get("data_source", "?"))
+    cols[3].metric("Promoted", (trained.get("promoted_at") or "-")[:16].replace("T", " "))
+    st.caption(f"{info.model_name} at {url} · run {info.run_id} · "
+               f"git {trained.get('git_commit', '?')[:12]}")  # fmt: skip
+
+    answer = client.forecast([{"pair": p} for p in info.pairs])
+    forecasts = pd.DataFrame([f.model_dump() for f in answer.forecasts])
+    for pair in info.pairs:
+        st.subheader(pair)
+        st.pyplot(chart(pair, card.history.get(pair, []), forecasts, answer.model_version))
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Backtest against naive")
+        rows = [
+            {"pair": p, **b, "ratio to naive": (b["mase"] or 0) / (b["naive_mase"] or 1)}
+            for p, b in card.backtest.items()
+        ]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    with right:
+        st.subheader("Live accuracy (last monitoring run)")
+        if card.live:
+            live = [{"pair": p, **v} for p, v in card.live.items()]
+            st.dataframe(pd.DataFrame(live), hide_index=True)
+        else:
+            st.info(f"No monitoring run yet: `make monitor GRAN={args.gran}`.")
+    st.subheader("Promotions")
+    st.dataframe(pd.DataFrame(card.promotions), hide_index=True)
+
+    st.subheader("Stored forecasts (forecasts database)")
+    engine = store.connect()
+    try:
+        stored = store.latest_forecasts(engine, args.gran, info.model_name)
+    finally:
+        engine.dispose()
+    st.caption(f"{store.database_url()}: {len(stored)} rows of the latest origin per pair")
+    st.dataframe(stored.head(48), hide_index=True)
+
+
+main()

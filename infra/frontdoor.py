@@ -1,0 +1,320 @@
+"""The front door bound to the real parts, and its process.
+
+* :class:`RegistryChampions`: the champion from the MLflow Model Registry, its servers from
+  ZenML's MLflow model deployer (the router checks their identity before using one);
+* :func:`run`: the front door in this process (``cryptocast front-run``);
+* :func:`ensure_running` / :func:`stop` / :func:`status`: the front door as a background
+  process, found through a small state file beside ``models/<gran>_models`` (pid, port,
+  and a token it echoes, so that another checkout's front door on the same port is never
+  taken for ours), its log beside it (``models/.<gran>_models.front.log``);
+* :class:`FrontDoorProcess`: ``cryptocast.release.FrontDoor`` — a release waits until the
+  front door answers from the new server before it stops the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptocast import registry
+from cryptocast.bundle import MANIFEST
+from cryptocast.config import Settings
+from cryptocast.contracts import Manifest
+from cryptocast.frontdoor.router import Identity
+from cryptocast.locks import pid_alive
+from cryptocast.paths import REPO_ROOT
+from infra import deployer
+from infra.tracking import TRAINING_PIPELINE
+
+TOKEN_ENV = "CRYPTOCAST_FRONT_TOKEN"
+# registry tags of a version that say what it was trained on and how it became champion
+TRAINED_TAGS = (
+    "data_source",
+    "data_fingerprint",
+    "git_commit",
+    "zenml_run_id",
+    "challenger_mean_mase",
+    "promoted_by",
+    "promoted_at",
+    "promotion_reason",
+)
+
+
+@dataclass
+class RegistryChampions:
+    """:class:`cryptocast.frontdoor.router.Champions` of one registered model."""
+
+    cfg: Settings
+    _known: dict[str, Identity] = field(default_factory=dict)  # versions never change
+
+    @property
+    def name(self) -> str:
+        return self.cfg.deploy.model_name
+
+    def champion(self) -> Identity | None:
+        version = registry.alias_version(self.name)
+        if version is None:
+            return None
+        if version not in self._known:
+            self._known[version] = Identity(
+                model_name=self.name,
+                version=version,
+                run_id=registry.version_run_id(self.name, version),
+                pairs=tuple(registry.version_pairs(self.name, version)),
+            )
+        return self._known[version]
+
+    def servers(self, identity: Identity) -> list[str]:
+        return [
+            s.prediction_url
+            for s in deployer.servers(self.name)  # newest first
+            if s.is_running
+            and s.prediction_url
+            and s.config.registry_model_version == identity.version
+        ]
+
+    def replace(self, identity: Identity) -> str:
+        service = deployer.start(
+            model_name=self.name,
+            version=identity.version,
+            pairs=list(identity.pairs),
+            timeout_s=self.cfg.deploy.timeout_s,
+            pipeline_name=TRAINING_PIPELINE,
+            step_name="front-door-restart",
+            reuse=False,
+        )
+        return service.prediction_url
+
+    def retire_others(self, identity: Identity, keep_url: str) -> None:
+        for svc in deployer.servers(self.name):
+            if svc.prediction_url != keep_url:
+                deployer.deployer().delete_model_server(svc.uuid, force=True)
+
+    def trained(self, identity: Identity) -> dict[str, Any]:
+        """What the registry says of how a version was trained and promoted."""
+        tags = registry.client().get_model_version(self.name, identity.version).tags or {}
+        return {k: tags[k] for k in TRAINED_TAGS if k in tags}
+
+    def card(self, identity: Identity, recent: int = 168) -> dict[str, Any]:
+        """The champion's model card: backtest metrics and recent closes from the
+        published bundle (when it holds that version), live accuracy from the last
+        monitoring run, and every version's promotion record."""
+        from cryptocast.bundle import load_histories
+        from cryptocast.contracts import pair_slug
+        from cryptocast.release import published_version
+        from infra.exporter_state import last_run
+        from infra.tracking import MONITORING_PIPELINE
+
+        out: dict[str, Any] = {"backtest": {}, "history": {}, "live": {}}
+        models_dir = self.cfg.deploy.models_dir
+        if published_version(models_dir) == identity.version:
+            manifest = Manifest.model_validate_json((models_dir / MANIFEST).read_text())
+            for pair, e in manifest.pairs.items():
+                out["backtest"][pair] = {
+                    "candidate": e.candidate,
+                    "mase": e.metrics.get("mase"),
+                    "naive_mase": e.naive_mase,
+                    "coverage": e.metrics.get("coverage"),
+                }
+            for pair, closes in load_histories(models_dir, manifest).items():
+                tail = closes.tail(recent)
+                out["history"][pair] = [
+                    {"timestamp": t.isoformat(), "close": float(c)} for t, c in tail.items()
+                ]
+        monitor = last_run(self.cfg, MONITORING_PIPELINE)
+        if monitor is not None:
+            m = monitor.data.metrics
+            for pair in identity.pairs:
+                live = {
+                    key: m[f"{key}.{pair_slug(pair)}"]
+                    for key in ("live_mase", "live_coverage", "live_scored")
+                    if f"{key}.{pair_slug(pair)}" in m
+                }
+                if live:
+                    out["live"][pair] = live
+        table = registry.version_table(self.name)
+        shown = ["version", "aliases", "promoted_by", "promoted_at", "promotion_reason",
+                 "data_source", "challenger_mean_mase"]  # fmt: skip
+        out["promotions"] = (
+            table.reindex(columns=shown).fillna("").astype(str).to_dict("records")
+            if not table.empty
+            else []
+        )
+        return out
+
+
+# -- the process -----------------------------------------------------------------------
+
+
+def state_file(cfg: Settings) -> Path:
+    """``models/.<gran>_models.front.json``: pid, url and token of the running front door."""
+    d = cfg.deploy.models_dir
+    return d.with_name(f".{d.name}.front.json")
+
+
+def settings_file(cfg: Settings) -> Path:
+    d = cfg.deploy.models_dir
+    return d.with_name(f".{d.name}.front.settings.json")
+
+
+def url(cfg: Settings) -> str:
+    return f"http://{cfg.service.host}:{cfg.service.port}"
+
+
+def _get(address: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(address, timeout=timeout_s) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def status(cfg: Settings) -> dict[str, Any] | None:
+    """The state of this checkout's front door if it runs and answers as ours, else None."""
+    try:
+        state = json.loads(state_file(cfg).read_text())
+    except (OSError, ValueError):
+        return None
+    if not pid_alive(state["pid"]):
+        return None
+    health = _get(f"{state['url']}/health")
+    if not health or health.get("instance") != state["token"]:
+        return None
+    return state
+
+
+def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Start the front door of ``cfg`` in the background unless it runs; wait until it
+    answers ``/health``. Returns its state (pid, url, token, log)."""
+    if (state := status(cfg)) is not None:
+        return state
+    d = cfg.deploy.models_dir
+    log = d.with_name(f".{d.name}.front.log")
+    settings_file(cfg).write_text(cfg.model_dump_json())
+    token = secrets.token_hex(8)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "front-run", "--settings", str(settings_file(cfg))],
+            cwd=REPO_ROOT,
+            env=os.environ | {TOKEN_ENV: token},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives the command that started it
+        )
+    state = {"pid": proc.pid, "url": url(cfg), "token": token, "log": str(log)}
+    state_file(cfg).write_text(json.dumps(state))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").splitlines()[-5:]
+            raise RuntimeError(
+                f"the front door on {url(cfg)} exited at start (exit {proc.returncode}):\n  "
+                + "\n  ".join(tail)
+            )
+        if status(cfg) is not None:
+            return state
+        time.sleep(0.2)
+    raise RuntimeError(f"the front door did not answer on {url(cfg)} within {timeout_s:.0f}s")
+
+
+def stop(cfg: Settings) -> int | None:
+    """Stop this checkout's front door (its whole process group); its pid, or None."""
+    try:
+        state = json.loads(state_file(cfg).read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state["pid"]
+    stopped = None
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        stopped = pid
+    state_file(cfg).unlink(missing_ok=True)
+    return stopped
+
+
+@dataclass
+class FrontDoorProcess:
+    """``cryptocast.release.FrontDoor``: the front door follows a release."""
+
+    cfg: Settings
+
+    def follow(self, version: str, server_url: str | None) -> bool:
+        """Start the front door if needed and wait until it answers as ``version`` from
+        ``server_url``; False (with a warning) if it did not within ``switch_timeout_s``."""
+        try:
+            state = ensure_running(self.cfg)
+        except RuntimeError as exc:
+            print(f"front door: {exc}", file=sys.stderr)
+            return False
+        deadline = time.monotonic() + self.cfg.service.switch_timeout_s
+        while time.monotonic() < deadline:
+            info = _get(f"{state['url']}/version") or {}
+            if info.get("model_version") == version and (
+                server_url is None or info.get("upstream") == server_url
+            ):
+                return True
+            time.sleep(0.1)
+        print(
+            f"front door: still not answering as v{version} after "
+            f"{self.cfg.service.switch_timeout_s:.0f}s; the older servers keep running "
+            f"(see {state['log']})",
+            file=sys.stderr,
+        )
+        return False
+
+
+def run(cfg: Settings) -> None:
+    """Serve the front door of ``cfg`` in this process until it is stopped."""
+    from cryptocast import telemetry
+
+    metrics = None
+    if telemetry.multiprocess_metrics_dir() is not None:  # before prometheus_client loads
+        metrics = telemetry.FrontDoorMetrics(cfg.granularity)
+    import uvicorn
+
+    from cryptocast.frontdoor.app import create_app
+    from cryptocast.frontdoor.router import Router
+    from cryptocast.frontdoor.transport import HttpTransport
+    from infra.stack import configure_mlflow
+
+    configure_mlflow()
+    champions = RegistryChampions(cfg)
+    s = cfg.service
+    router = Router(
+        champions,
+        HttpTransport(),
+        timeout_s=s.upstream_timeout_s,
+        check_interval_s=s.check_interval_s,
+        restart_wait_s=s.restart_wait_s,
+        events=metrics,
+    )
+    app = create_app(
+        cfg,
+        router,
+        record=metrics.request if metrics else None,
+        trained=lambda up: champions.trained(up.identity),
+        card=lambda up: champions.card(up.identity),
+        instance=os.environ.get(TOKEN_ENV),
+    )
+    router.start()
+    try:
+        uvicorn.run(app, host=s.host, port=s.port, log_level="warning", access_log=False)
+    finally:
+        router.stop()

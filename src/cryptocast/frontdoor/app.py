@@ -1,0 +1,225 @@
+"""The front door's FastAPI application: typed routes, OpenAPI at ``/openapi.json``, docs
+at ``/docs``, and a guard in front of every route that refuses oversized, non-JSON and
+over-nested bodies before anything parses them and counts every request (malformed ones
+too) for Prometheus.
+
+No ``from __future__ import annotations`` here: FastAPI must see the request models built
+from the config as real annotations, not as strings."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from cryptocast.config import Settings
+from cryptocast.frontdoor.contract import (
+    ForecastResponse,
+    Health,
+    InvocationsResponse,
+    ModelCard,
+    Problem,
+    VersionInfo,
+    json_depth_exceeds,
+    request_models,
+    upstream_records,
+)
+from cryptocast.frontdoor.router import Refused, Router, Unavailable, Upstream, UpstreamFailed
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The model cannot answer this request (why)."},
+    413: {"model": Problem, "description": "The body is larger than the configured limit."},
+    415: {"model": Problem, "description": "The body is not JSON (Content-Type)."},
+    422: {"model": Problem, "description": "The request does not follow the contract."},
+    502: {"model": Problem, "description": "The model server failed."},
+    503: {"model": Problem, "description": "No champion server answered in time."},
+}
+BODY_ROUTES = ("/forecast", "/invocations")
+
+
+def _problem(status: int, detail: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+class Guard:
+    """ASGI middleware: limits on the body, JSON only, and a metric for every request."""
+
+    def __init__(self, app, cfg: Settings, record: Callable[[str, int, float], None] | None):
+        self.app, self.limits, self.record = app, cfg.service, record
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]
+        path = scope["path"]
+
+        async def send_and_see(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            refusal = None
+            if scope["method"] == "POST" and path in BODY_ROUTES:
+                refusal, receive = await self._checked_body(scope, receive)
+            if refusal is not None:
+                await refusal(scope, receive, send_and_see)
+            else:
+                await self.app(scope, receive, send_and_see)
+        finally:
+            if self.record is not None:
+                known = path if path in (*BODY_ROUTES, "/health", "/ready", "/version") else "other"
+                self.record(known, status[0], time.perf_counter() - start)
+
+    async def _checked_body(self, scope, receive):
+        headers = dict(scope["headers"])
+        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":
+            shown = ctype.decode("latin-1") or "none"
+            why = f"send JSON with Content-Type: application/json (got {shown})"
+            return _problem(415, why), receive
+        limit = self.limits.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            why = f"body of {int(declared)} bytes exceeds the limit of {limit}"
+            return _problem(413, why), receive
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > limit:
+                return _problem(413, f"body exceeds the limit of {limit} bytes"), receive
+            if not message.get("more_body"):
+                break
+        if json_depth_exceeds(body, self.limits.max_depth):
+            return _problem(400, f"JSON nested deeper than {self.limits.max_depth} levels"), receive
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return None, replay
+
+
+def create_app(
+    cfg: Settings,
+    router: Router,
+    *,
+    record: Callable[[str, int, float], None] | None = None,
+    trained: Callable[[Upstream], dict[str, Any]] | None = None,
+    card: Callable[[Upstream], dict[str, Any]] | None = None,
+    instance: str | None = None,
+) -> FastAPI:
+    """The front door of ``cfg``'s granularity over ``router``. ``record(route, code,
+    seconds)`` counts each request; ``trained(upstream)`` says what its model was trained
+    on (for ``/version``); ``card(upstream)`` describes its model (``/model``);
+    ``instance`` is echoed by ``/health`` (which process this is)."""
+    forecast_request, invocations_request = request_models(cfg)
+    app = FastAPI(
+        title=f"cryptocast forecasts ({cfg.granularity})",
+        version="1",
+        description=(
+            f"The stable address of the {cfg.granularity} champion. Every answer comes from "
+            "the registered champion's model server, after that server proved its identity. "
+            f"Pairs: {', '.join(cfg.pairs)} (as configured; the model says which it serves); "
+            f"horizon 1 to {cfg.horizon}."
+        ),
+    )
+    app.add_middleware(Guard, cfg=cfg, record=record)
+
+    def version_info(up: Upstream | None) -> VersionInfo:
+        if up is None:
+            return VersionInfo(granularity=cfg.granularity)
+        ident = up.identity
+        return VersionInfo(
+            granularity=cfg.granularity,
+            model_name=ident.model_name,
+            model_version=ident.version,
+            run_id=ident.run_id,
+            serving_since=up.since,
+            upstream=up.url,
+            pairs=list(ident.pairs),
+            trained=trained(up) if trained else {},
+        )
+
+    def serving() -> Upstream:
+        """The server answering now; 503 (through ``Unavailable``) if none is yet."""
+        if router.current is None:
+            raise Unavailable(router.last_error or "no champion server yet")
+        return router.current
+
+    def ask(records) -> tuple[Upstream, list[dict[str, Any]]]:
+        return router.forward(upstream_records(records, cfg.horizon))
+
+    @app.exception_handler(Refused)
+    def _refused(_, exc: Refused) -> JSONResponse:
+        return _problem(400, str(exc))
+
+    @app.exception_handler(Unavailable)
+    def _unavailable(_, exc: Unavailable) -> JSONResponse:
+        return _problem(503, f"no champion server answered: {exc}")
+
+    @app.exception_handler(UpstreamFailed)
+    def _failed(_, exc: UpstreamFailed) -> JSONResponse:
+        return _problem(502, str(exc))
+
+    @app.get("/health", response_model=Health, summary="The front door process is up.")
+    def health() -> Health:
+        return Health(status="ok", instance=instance)
+
+    @app.get(
+        "/ready",
+        response_model=VersionInfo,
+        responses={503: ERRORS[503]},
+        summary="A champion server has proved itself and answers.",
+    )
+    def ready() -> VersionInfo:
+        return version_info(serving())
+
+    @app.get("/version", response_model=VersionInfo, summary="What is served, since when.")
+    def version() -> VersionInfo:
+        return version_info(router.current)
+
+    @app.get(
+        "/model",
+        response_model=ModelCard,
+        responses={503: ERRORS[503]},
+        summary="The champion's backtest, live accuracy, recent closes and promotions.",
+    )
+    def model() -> ModelCard:
+        up = serving()
+        return ModelCard(
+            model_name=up.identity.model_name,
+            model_version=up.identity.version,
+            **(card(up) if card else {}),
+        )
+
+    @app.post(
+        "/forecast",
+        response_model=ForecastResponse,
+        responses=ERRORS,
+        summary="Forecasts of the champion, with interval bounds.",
+    )
+    def forecast(body: forecast_request) -> ForecastResponse:  # type: ignore[valid-type]
+        up, rows = ask(body.records)
+        return ForecastResponse(
+            model_name=up.identity.model_name, model_version=up.identity.version, forecasts=rows
+        )
+
+    @app.post(
+        "/invocations",
+        response_model=InvocationsResponse,
+        responses=ERRORS,
+        summary="MLflow's scoring protocol, for clients of the model servers.",
+    )
+    def invocations(body: invocations_request) -> InvocationsResponse:  # type: ignore[valid-type]
+        _, rows = ask(body.dataframe_records)
+        return InvocationsResponse(predictions=rows)
+
+    return app
