@@ -31,10 +31,10 @@ def status() -> None:
         svc = deployer.running(name, champion) if champion else deployer.running(name)
         served = f"v{svc.config.registry_model_version} at {svc.prediction_url}" if svc else "-"
         front = frontdoor.status(cfg)
+        door = front["url"] if front else f"not running (make front GRAN={gran})"
         click.echo(
             f"{gran:5s} {name}: champion v{champion or '-'} (previous v{previous or '-'})\n"
-            f"      front door: {front['url'] if front else 'not running'}"
-            f" (make front GRAN={gran})\n      model server: {served}"
+            f"      front door: {door}\n      model server: {served}"
         )
         published = published_version(cfg.deploy.models_dir)
         if champion and published != champion:
@@ -257,6 +257,7 @@ def versions(gran: str) -> None:
         "aliases",
         "promoted_by",
         "promoted_at",
+        "promotion_reason",
         "data_source",
         "challenger_mean_mase",
         *sorted(c for c in table if c.startswith(MODEL_TAG_PREFIX)),
@@ -264,6 +265,7 @@ def versions(gran: str) -> None:
     ]
     table = table.reindex(columns=shown).fillna("")
     table["git_commit"] = table["git_commit"].str[:12]
+    table["promotion_reason"] = table["promotion_reason"].str[:40]
     click.echo(table.to_string(index=False))
 
 

@@ -48,6 +48,11 @@ def train(
     click.secho(
         f"training pipeline ({gran}) finished in {time.perf_counter() - t0:.1f}s", fg="green"
     )
+    from infra import frontdoor
+
+    if (state := frontdoor.status(cfg)) is not None:
+        url = state["url"]
+        click.echo(f"forecasts of the champion: {url}/forecast (API docs: {url}/docs)")
 
 
 COMMANDS = (train,)

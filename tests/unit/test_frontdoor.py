@@ -320,7 +320,14 @@ def test_health_ready_version_and_openapi(app_client):
     query = spec["components"]["schemas"]["ForecastQuery"]["properties"]
     assert query["horizon"]["anyOf"][0]["maximum"] == 24
     assert {"/forecast", "/invocations", "/health", "/ready", "/version"} <= set(spec["paths"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn" not in docs.text  # works offline: Swagger UI's files come from the package
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/static/swagger-ui/{asset}" in docs.text
+        served = client.get(f"/static/swagger-ui/{asset}")
+        assert served.status_code == 200
+        assert len(served.content) > 10_000
 
 
 def test_not_ready_without_a_champion(world):

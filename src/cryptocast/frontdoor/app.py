@@ -11,7 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from cryptocast.config import Settings
 from cryptocast.frontdoor.contract import (
@@ -122,6 +125,8 @@ def create_app(
     ``instance`` is echoed by ``/health`` (which process this is)."""
     forecast_request, invocations_request = request_models(cfg)
     app = FastAPI(
+        docs_url=None,  # served below from local files: FastAPI's default page needs a CDN
+        redoc_url=None,
         title=f"cryptocast forecasts ({cfg.granularity})",
         version="1",
         description=(
@@ -168,6 +173,18 @@ def create_app(
     @app.exception_handler(UpstreamFailed)
     def _failed(_, exc: UpstreamFailed) -> JSONResponse:
         return _problem(502, str(exc))
+
+    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        )
 
     @app.get("/health", response_model=Health, summary="The front door process is up.")
     def health() -> Health:
