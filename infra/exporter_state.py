@@ -12,7 +12,7 @@ import mlflow
 
 from cryptocast import registry
 from cryptocast.config import Settings
-from cryptocast.contracts import pair_slug
+from cryptocast.monitoring import live_from_metrics
 from cryptocast.telemetry import GranularityState
 from infra import frontdoor
 from infra.tracking import MONITORING_PIPELINE, TRAINING_PIPELINE
@@ -67,12 +67,10 @@ def granularity_state(cfg: Settings) -> GranularityState:
     if monitor is not None:
         state.last_monitor_ts = monitor.info.start_time / 1000.0
         metrics = monitor.data.metrics
-        for pair in cfg.pairs:
-            for key, into in (
-                ("live_mase", state.live_mase),
-                ("live_coverage", state.live_coverage),
-            ):
-                if (value := metrics.get(f"{key}.{pair_slug(pair)}")) is not None:
-                    into[pair] = value
+        live = live_from_metrics(metrics, cfg.pairs, ("live_mase", "live_coverage"))
+        state.live_mase = {p: v["live_mase"] for p, v in live.items() if "live_mase" in v}
+        state.live_coverage = {
+            p: v["live_coverage"] for p, v in live.items() if "live_coverage" in v
+        }
         state.drift_share = metrics.get("drift_share")
     return state

@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptocast import registry
-from cryptocast.bundle import MANIFEST
+from cryptocast.bundle import load_histories
 from cryptocast.config import Settings
-from cryptocast.contracts import Manifest
 from cryptocast.frontdoor.router import Identity
 from cryptocast.locks import pid_alive
+from cryptocast.monitoring import live_from_metrics
 from cryptocast.paths import REPO_ROOT
+from cryptocast.release import published_manifest
 from infra import deployer
-from infra.tracking import TRAINING_PIPELINE
+from infra.tracking import MONITORING_PIPELINE, TRAINING_PIPELINE
 
 TOKEN_ENV = "CRYPTOCAST_FRONT_TOKEN"
 # registry tags of a version that say what it was trained on and how it became champion
@@ -109,16 +110,12 @@ class RegistryChampions:
         """The champion's model card: backtest metrics and recent closes from the
         published bundle (when it holds that version), live accuracy from the last
         monitoring run, and every version's promotion record."""
-        from cryptocast.bundle import load_histories
-        from cryptocast.contracts import pair_slug
-        from cryptocast.release import published_version
-        from infra.exporter_state import last_run
-        from infra.tracking import MONITORING_PIPELINE
+        from infra.exporter_state import last_run  # it imports this module
 
         out: dict[str, Any] = {"backtest": {}, "history": {}, "live": {}}
         models_dir = self.cfg.deploy.models_dir
-        if published_version(models_dir) == identity.version:
-            manifest = Manifest.model_validate_json((models_dir / MANIFEST).read_text())
+        manifest = published_manifest(models_dir)
+        if manifest is not None and manifest.model_version == identity.version:
             for pair, e in manifest.pairs.items():
                 out["backtest"][pair] = {
                     "candidate": e.candidate,
@@ -133,15 +130,7 @@ class RegistryChampions:
                 ]
         monitor = last_run(self.cfg, MONITORING_PIPELINE)
         if monitor is not None:
-            m = monitor.data.metrics
-            for pair in identity.pairs:
-                live = {
-                    key: m[f"{key}.{pair_slug(pair)}"]
-                    for key in ("live_mase", "live_coverage", "live_scored")
-                    if f"{key}.{pair_slug(pair)}" in m
-                }
-                if live:
-                    out["live"][pair] = live
+            out["live"] = live_from_metrics(monitor.data.metrics, identity.pairs)
         table = registry.version_table(self.name)
         shown = ["version", "aliases", "promoted_by", "promoted_at", "promotion_reason",
                  "data_source", "challenger_mean_mase"]  # fmt: skip
@@ -156,15 +145,26 @@ class RegistryChampions:
 # -- the process -----------------------------------------------------------------------
 
 
-def state_file(cfg: Settings) -> Path:
-    """``models/.<gran>_models.front.json``: pid, url and token of the running front door."""
+def _beside(cfg: Settings, suffix: str) -> Path:
+    """``models/.<gran>_models.front<suffix>``: the front door's files, beside the bundle."""
     d = cfg.deploy.models_dir
-    return d.with_name(f".{d.name}.front.json")
+    return d.with_name(f".{d.name}.front{suffix}")
+
+
+def state_file(cfg: Settings) -> Path:
+    """Pid, url and token of the running front door."""
+    return _beside(cfg, ".json")
 
 
 def settings_file(cfg: Settings) -> Path:
-    d = cfg.deploy.models_dir
-    return d.with_name(f".{d.name}.front.settings.json")
+    return _beside(cfg, ".settings.json")
+
+
+def _state(cfg: Settings) -> dict[str, Any] | None:
+    try:
+        return json.loads(state_file(cfg).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def url(cfg: Settings) -> str:
@@ -181,11 +181,8 @@ def _get(address: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
 
 def status(cfg: Settings) -> dict[str, Any] | None:
     """The state of this checkout's front door if it runs and answers as ours, else None."""
-    try:
-        state = json.loads(state_file(cfg).read_text())
-    except (OSError, ValueError):
-        return None
-    if not pid_alive(state["pid"]):
+    state = _state(cfg)
+    if state is None or not pid_alive(state["pid"]):
         return None
     health = _get(f"{state['url']}/health")
     if not health or health.get("instance") != state["token"]:
@@ -198,8 +195,7 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
     answers ``/health``. Returns its state (pid, url, token, log)."""
     if (state := status(cfg)) is not None:
         return state
-    d = cfg.deploy.models_dir
-    log = d.with_name(f".{d.name}.front.log")
+    log = _beside(cfg, ".log")
     settings_file(cfg).write_text(cfg.model_dump_json())
     token = secrets.token_hex(8)
     with open(log, "ab") as out:
@@ -230,9 +226,8 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
 
 def stop(cfg: Settings) -> int | None:
     """Stop this checkout's front door (its whole process group); its pid, or None."""
-    try:
-        state = json.loads(state_file(cfg).read_text())
-    except (OSError, ValueError):
+    state = _state(cfg)
+    if state is None:
         return None
     pid = state["pid"]
     stopped = None

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from cryptocast.contracts import MonitorDecision
+from cryptocast.contracts import MonitorDecision, pair_slug
 from cryptocast.evaluation import naive_scale
 
 FEATURES = ("log_return", "log_volume")
@@ -174,3 +174,24 @@ def retrain_decision(
         drift_share=share,
         live_mase={r.pair: float(r.mase) for r in accuracy.itertuples()},
     )
+
+
+def live_metric_name(key: str, pair: str) -> str:
+    """The MLflow metric of a pair's live figure ``key`` (``live_mase.BTC-USDT``): written by
+    the monitoring pipeline, read by the exporter and the front door."""
+    return f"{key}.{pair_slug(pair)}"
+
+
+def live_from_metrics(
+    metrics: dict[str, float],
+    pairs: list[str] | tuple[str, ...],
+    keys: tuple[str, ...] = ("live_mase", "live_coverage", "live_scored"),
+) -> dict[str, dict[str, float]]:
+    """Per pair, the live figures ``keys`` a monitoring run logged (pairs without any are
+    left out)."""
+    out = {}
+    for pair in pairs:
+        found = {k: metrics[name] for k in keys if (name := live_metric_name(k, pair)) in metrics}
+        if found:
+            out[pair] = found
+    return out

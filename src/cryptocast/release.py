@@ -91,12 +91,18 @@ class FrontDoor(Protocol):
         False if it did not in time."""
 
 
-def published_version(models_dir: Path) -> str | None:
-    """The version of the bundle published in ``models_dir``, or None."""
+def published_manifest(models_dir: Path) -> Manifest | None:
+    """The manifest of the bundle published in ``models_dir``, or None."""
     try:
-        return Manifest.model_validate_json((Path(models_dir) / MANIFEST).read_text()).model_version
+        return Manifest.model_validate_json((Path(models_dir) / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+
+
+def published_version(models_dir: Path) -> str | None:
+    """The version of the bundle published in ``models_dir``, or None."""
+    manifest = published_manifest(models_dir)
+    return manifest.model_version if manifest else None
 
 
 @dataclass

@@ -39,13 +39,10 @@ def score_live(
             )
             mlflow.log_artifact(str(path), "plots")
     for r in accuracy.itertuples():
+        figures = {"live_mase": r.mase, "live_mae": r.mae, "live_coverage": r.coverage}
         mlflow.log_metrics(
-            {
-                f"live_mase.{pair_slug(r.pair)}": r.mase,
-                f"live_mae.{pair_slug(r.pair)}": r.mae,
-                f"live_coverage.{pair_slug(r.pair)}": r.coverage,
-                f"live_scored.{pair_slug(r.pair)}": r.n,
-            }
+            {monitoring.live_metric_name(k, r.pair): v for k, v in figures.items()}
+            | {monitoring.live_metric_name("live_scored", r.pair): r.n}
         )
     print(accuracy.to_string(index=False) if len(accuracy) else "monitor: nothing to score yet")
     return accuracy

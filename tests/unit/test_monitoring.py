@@ -112,3 +112,17 @@ def test_decision_names_what_crossed_its_threshold():
     ok = retrain_decision(acc.assign(mase=[1.0, 9.0]), calm.assign(drifted=False), **th)
     assert ok.action == "ok"  # ETH's 9.0 is over only 5 forecasts: not judged yet
     assert ok.drift_share == 0.0
+
+
+def test_live_figures_round_trip_through_their_metric_names():
+    from cryptocast.monitoring import live_from_metrics, live_metric_name
+
+    logged = {live_metric_name("live_mase", "BTC/USDT"): 1.5, "drift_share": 0.5}
+    logged[live_metric_name("live_coverage", "BTC/USDT")] = 0.8
+    assert live_metric_name("live_mase", "BTC/USDT") == "live_mase.BTC-USDT"
+    assert live_from_metrics(logged, ["BTC/USDT", "ETH/USDT"]) == {
+        "BTC/USDT": {"live_mase": 1.5, "live_coverage": 0.8}  # ETH: nothing logged, left out
+    }
+    assert live_from_metrics(logged, ["BTC/USDT"], ("live_mase",)) == {
+        "BTC/USDT": {"live_mase": 1.5}
+    }
