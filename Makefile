@@ -21,10 +21,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PRE_COMMIT_HOME ?= $(CURDIR)/.cache/pre-commit
 
 CONFIG ?=
-TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG)) $(if $(UNTIL),--until $(UNTIL))
+TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG)) $(if $(UNTIL),--until $(UNTIL)) $(if $(PROMOTE_BACKFILL),--promote-backfill)
 
 
-.PHONY: help install lock setup hooks train serve front front-stop app stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
+.PHONY: help install lock setup hooks train report serve front front-stop app stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,7 +45,7 @@ lock: ## Regenerate requirements.lock from pyproject.toml in a scratch venv
 setup: install ## Initialise ZenML and register the cryptocast stack (idempotent)
 	$(CLI) setup
 
-train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=] [CONFIG=]
+train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=] [CONFIG=] [UNTIL= [PROMOTE_BACKFILL=1]]
 	$(CLI) train $(TRAIN_ARGS)
 
 serve: install ## Start (or restart without downtime) the champion's server: GRAN=hour
@@ -139,6 +139,9 @@ ci: ## What CI runs: lint, test, then train + metrics for hour and day
 	$(MAKE) metrics GRAN=hour
 	$(MAKE) train GRAN=day
 	$(MAKE) metrics GRAN=day
+
+report: install ## Accuracy of every candidate -> reports/accuracy-GRAN.md (+ PNGs): GRAN= [DATA= DATA_DIR= PAIRS=]
+	$(CLI) report --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(PAIRS),--pairs "$(PAIRS)")
 
 baseline: install ## Store the regression baseline (tests/baselines/regression.json)
 	$(PY) scripts/baseline.py --write

@@ -1,8 +1,9 @@
 """The forecast app: ``make app GRAN=hour`` (Streamlit, on 127.0.0.1).
 
-Per pair, the recent closes the champion knows with its forecast and interval band; the
-champion's version, when and on what data it was trained, its backtest against naive, its
-live accuracy from monitoring, and every promotion with its reasons. It reads only through
+Per pair, the recent closes the champion knows with its forecast and its calibrated 80%
+and 90% quantile bands; the champion's version, when and on what data it was trained, its
+backtest against naive, its live accuracy from monitoring, and every promotion with its
+reasons. It reads only through
 the front door (``cryptocast.client``) and the forecasts database (``cryptocast.store``).
 
     streamlit run app/forecast_app.py -- --gran hour
@@ -40,8 +41,12 @@ def chart(pair: str, history: list[dict], forecasts: pd.DataFrame, version: str)
                 label="close")  # fmt: skip
     f = forecasts[forecasts["pair"] == pair]
     t = pd.to_datetime(f["target_time"])
-    ax.fill_between(t, f["lower"], f["upper"], color="tab:blue", alpha=0.2,
-                    label="interval")  # fmt: skip
+    q = pd.DataFrame(list(f["quantiles"]), index=f.index)
+    if {"0.05", "0.95"} <= set(q.columns):  # calibrated quantiles (older models: none)
+        ax.fill_between(t, q["0.05"], q["0.95"], color="tab:blue", alpha=0.1,
+                        label="90% (0.05-0.95)")  # fmt: skip
+    ax.fill_between(t, f["lower"], f["upper"], color="tab:blue", alpha=0.25,
+                    label="80% interval")  # fmt: skip
     ax.plot(t, f["forecast"], color="tab:blue", lw=1.6, label=f"forecast (v{version})")
     ax.set_title(f"{pair}: recent closes and the champion's forecast")
     ax.legend(loc="best")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -15,6 +16,12 @@ from cryptocast.paths import granularity_config
 @data_options
 @click.option("--config", default=None, help="Run configuration (default configs/<gran>.yaml).")
 @click.option("--until", default=None, help="Train as of this UTC time (drop later candles).")
+@click.option(
+    "--promote-backfill",
+    is_flag=True,
+    help="Let this backfill (--until) run replace the champion if it earns it "
+    "(a person's decision, recorded on the version).",
+)
 def train(
     gran: str,
     source: str | None,
@@ -22,14 +29,20 @@ def train(
     pairs: str | None,
     config: str | None,
     until: str | None,
+    promote_backfill: bool,
 ) -> None:
     """Run load -> validate -> train -> evaluate -> deploy for one granularity."""
+    if promote_backfill and not until:
+        raise click.UsageError("--promote-backfill only applies to a backfill run (--until)")
     overrides = data_overrides(source, data_dir, pairs) | {"until": until}
+    if promote_backfill:
+        overrides["promote_backfill"] = True
     cfg = settings(gran, config, **overrides)  # fail fast on a bad override, before ZenML
+    from infra import retrain
     from infra.stack import ensure_stack
     from pipelines.training import run_training
 
-    t0 = time.perf_counter()
+    t0, started_ms = time.perf_counter(), int(time.time() * 1000)
     try:
         with granularity_lock(cfg, "training run"):
             for line in ensure_stack():  # `make setup`, in-process (no-op when set up)
@@ -38,6 +51,15 @@ def train(
     except click.ClickException:
         raise
     except Exception as exc:  # the step already logged details; make the exit loud
+        if retrain.rejected_since(cfg, started_ms):
+            click.secho(
+                f"\ntraining pipeline ({gran}) REJECTED after {time.perf_counter() - t0:.1f}s: "
+                "no pair's model beats the naive forecast (decision above); nothing was "
+                "deployed and what users see is unchanged",
+                fg="yellow",
+                err=True,
+            )
+            sys.exit(retrain.REJECTED_EXIT)
         click.secho(
             f"\ntraining pipeline ({gran}) FAILED after {time.perf_counter() - t0:.1f}s: {exc}"
             "\n(the failing step's report is printed above)",
@@ -55,4 +77,32 @@ def train(
         click.echo(f"forecasts of the champion: {url}/forecast (API docs: {url}/docs)")
 
 
-COMMANDS = (train,)
+@click.command()
+@data_options
+@click.option("--config", default=None, help="Run configuration (default configs/<gran>.yaml).")
+@click.option("--out", default=None, help="Markdown file (default reports/accuracy-<gran>.md).")
+def report(
+    gran: str,
+    source: str | None,
+    data_dir: str | None,
+    pairs: str | None,
+    config: str | None,
+    out: str | None,
+) -> None:
+    """Backtest every candidate and write the accuracy report (nothing is promoted)."""
+    from cryptocast.paths import REPO_ROOT
+    from cryptocast.reports import write_accuracy_report
+
+    cfg = settings(gran, config, **data_overrides(source, data_dir, pairs))
+    path = Path(out) if out else REPO_ROOT / "reports" / f"accuracy-{gran}.md"
+    words = [f"make report GRAN={gran}"]
+    words += [f"DATA={source}"] if source else []
+    words += [f"DATA_DIR={data_dir}"] if data_dir else []
+    words += [f'PAIRS="{pairs}"'] if pairs else []
+    t0 = time.perf_counter()
+    click.echo(f"report: training and backtesting every candidate of {gran} ...")
+    write_accuracy_report(cfg, path, " ".join(words))
+    click.echo(f"report: {path} ({time.perf_counter() - t0:.0f}s)")
+
+
+COMMANDS = (train, report)

@@ -122,6 +122,7 @@ class RegistryChampions:
                     "mase": e.metrics.get("mase"),
                     "naive_mase": e.naive_mase,
                     "coverage": e.metrics.get("coverage"),
+                    "interval_score": e.metrics.get("interval_score"),
                 }
             for pair, closes in load_histories(models_dir, manifest).items():
                 tail = closes.tail(recent)

@@ -13,6 +13,10 @@ import sys
 
 from cryptocast.paths import REPO_ROOT
 
+# ``cryptocast train``'s exit status when the decision was REJECT (nothing beats the naive
+# forecast; nothing deployed): a finished run with an answer, not a crash
+REJECTED_EXIT = 3
+
 
 def training_command(granularity: str, overrides: dict[str, str | list[str] | None]) -> list[str]:
     """``cli train`` arguments for ``granularity`` with the given data overrides
@@ -33,3 +37,23 @@ def run_training(args: list[str]) -> int:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args], cwd=REPO_ROOT, env=os.environ.copy()
     ).returncode
+
+
+def rejected_since(cfg, started_ms: int) -> bool:
+    """Whether the newest training run of ``cfg``, started at or after ``started_ms``
+    (epoch milliseconds), ended with the decision REJECT (False when that cannot be
+    told: the caller then reports a plain failure)."""
+    from infra.exporter_state import last_run
+    from infra.stack import configure_mlflow
+    from infra.tracking import TRAINING_PIPELINE
+
+    try:
+        configure_mlflow()
+        run = last_run(cfg, TRAINING_PIPELINE)
+    except Exception:  # the tracking store is what failed: not a rejection
+        return False
+    return (
+        run is not None
+        and run.info.start_time >= started_ms
+        and run.data.tags.get("decision") == "reject"
+    )

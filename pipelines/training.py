@@ -32,14 +32,22 @@ def training(
     data_dir: str | None = None,
     pairs: list[str] | None = None,
     until: str | None = None,
+    promote_backfill: bool = False,
 ) -> None:
     """``config`` comes from ``configs/<gran>.yaml``; the others are command-line overrides."""
-    cfg = apply_overrides(config, source=source, data_dir=data_dir, pairs=pairs, until=until)
+    cfg = apply_overrides(
+        config,
+        source=source,
+        data_dir=data_dir,
+        pairs=pairs,
+        until=until,
+        promote_backfill=promote_backfill,
+    )
     ohlcv, source_info = load(cfg=cfg)
     clean, report = validate(ohlcv, source_info, cfg=cfg)
     candidates = train(clean, cfg=cfg)
-    scores, decision = evaluate(clean, candidates, report, cfg=cfg)
-    deploy(clean, candidates, scores, decision, source_info, cfg=cfg)
+    scores, decision, calibration = evaluate(clean, candidates, report, source_info, cfg=cfg)
+    deploy(clean, candidates, scores, decision, calibration, source_info, cfg=cfg)
 
 
 def run_training(config_path: Path, **overrides) -> PipelineRunResponse | None:

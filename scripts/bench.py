@@ -45,13 +45,12 @@ def plain(gran: str, out: Path) -> None:
 
     from cryptocast.bundle import write_bundle
     from cryptocast.config import load_settings
-    from cryptocast.contracts import Manifest
+    from cryptocast.contracts import Manifest, PairEntry
     from cryptocast.data.sources import load_ohlcv
-    from cryptocast.evaluation import promotion_decision
     from cryptocast.registry import pyfunc_spec
     from cryptocast.serving.client import wait_until_serving
     from cryptocast.validation import validate
-    from cryptocast.workflow import close_series, evaluate_candidates, train_candidates
+    from cryptocast.workflow import close_series, decide, evaluate_candidates, train_candidates
 
     t = {"imports": time.perf_counter() - t_start}
     cfg = load_settings(ROOT / "configs" / f"{gran}.yaml")
@@ -69,10 +68,8 @@ def plain(gran: str, out: Path) -> None:
     t0 = lap("validate", t0)
     candidates = train_candidates(clean, cfg)
     t0 = lap("train", t0)
-    scores, _ = evaluate_candidates(clean, candidates, cfg)
-    decision = promotion_decision(
-        scores, baseline=cfg.evaluation.baseline, gates=cfg.gates, granularity=cfg.granularity
-    )
+    ev = evaluate_candidates(clean, candidates, cfg)
+    decision = decide(ev, cfg)
     t0 = lap("evaluate", t0)
     with tempfile.TemporaryDirectory() as tmp:
         chosen = {p.pair: candidates[p.pair][p.challenger] for p in decision.pairs}
@@ -84,6 +81,11 @@ def plain(gran: str, out: Path) -> None:
             horizon=cfg.horizon,
             interval=cfg.evaluation.interval,
             interval_lookback=cfg.evaluation.interval_lookback,
+            volatility_halflife=cfg.evaluation.volatility_halflife,
+            pairs={
+                p.pair: PairEntry(calibration=ev.served[p.pair][p.challenger])
+                for p in decision.pairs
+            },
         )
         bundle = write_bundle(Path(tmp) / "bundle", chosen, histories, manifest)
         mlflow.pyfunc.save_model(str(Path(tmp) / "model"), **pyfunc_spec(bundle, "plain"))

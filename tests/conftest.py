@@ -88,6 +88,7 @@ SMALL = {
         "history": 1500,
         "window": 240,
         "stride": 24,
+        "calibration_window": 480,
         "min_history": 600,
         "lightgbm": {"lags": 24, "n_estimators": 30, "multi_models": False},
         "nhits": {"input_chunk_length": 48, "n_epochs": 1},
@@ -96,6 +97,7 @@ SMALL = {
         "history": 700,
         "window": 84,
         "stride": 7,
+        "calibration_window": 140,
         "min_history": 300,
         "lightgbm": {"lags": 14, "n_estimators": 30, "multi_models": False},
         "nhits": {"input_chunk_length": 14, "n_epochs": 2},
@@ -110,10 +112,13 @@ def small_config(gran: str, tmp: Path, *, serve: bool, deploy: dict | None = Non
     c, s = run["parameters"]["config"], SMALL[gran]
     c["data"].update({"history": s["history"], "cache_dir": str(tmp / "cache"), **data})
     c["validation"]["min_history"] = s["min_history"]
-    c["evaluation"].update(window=s["window"], stride=s["stride"])
+    c["evaluation"].update(
+        window=s["window"], stride=s["stride"], calibration_window=s["calibration_window"]
+    )
     c["candidates"]["lightgbm"]["params"] = s["lightgbm"]
     c["candidates"]["nhits"]["params"] = s["nhits"]
-    c["gates"]["max_mase_ratio"] = 1.5  # the plumbing is under test here, not the models
+    # the plumbing is under test here, not the models
+    c["gates"].update(max_mase_ratio=1.5, leakage_floor=0.5)
     c["deploy"].update(models_dir=str(tmp / f"{gran}_models"), serve=serve, **(deploy or {}))
     c["service"].update(port=free_port(), check_interval_s=0.2)
     path = tmp / f"{gran}.yaml"

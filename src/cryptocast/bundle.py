@@ -2,8 +2,9 @@
 
 Layout of ``models/<gran>_models/`` (and of the MLflow model's ``bundle`` artefact)::
 
-    manifest.json      granularity, horizon, pairs -> {file, candidate, metrics}, MLflow
-                       model name/version/run, data fingerprint, creation time
+    manifest.json      granularity, horizon, pairs -> {file, candidate, metrics, quantile
+                       calibration}, MLflow model name/version/run, data provenance and
+                       fingerprint, creation time
     BTC-USDT.zip       the fitted forecaster (Darts' own save) + its price history
     ETH-USDT.zip
 
@@ -15,6 +16,7 @@ the two renames is healed on the next :func:`publish` or :func:`load_bundle`.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import uuid
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cryptocast import uncertainty
 from cryptocast.config import ValidationSettings
 from cryptocast.contracts import (
     ContractError,
@@ -35,7 +38,7 @@ from cryptocast.contracts import (
     pair_slug,
     to_ohlcv,
 )
-from cryptocast.forecasting import Forecaster, interval
+from cryptocast.forecasting import Forecaster
 from cryptocast.locks import pid_alive
 from cryptocast.validation import DataValidationError, validate
 
@@ -63,12 +66,7 @@ class Bundle:
         if candles is not None:
             history = self.condition(pair, candles)
         point = self.forecasters[pair].predict(history, horizon)
-        lo, hi = interval(
-            point,
-            history,
-            width=self.manifest.interval,
-            lookback=self.manifest.interval_lookback,
-        )
+        lo, hi, quantiles = self.bands(pair, point, history)
         step = pd.Timedelta(self.manifest.freq)
         origin = history.index[-1]
         version = self.manifest.model_version
@@ -82,11 +80,31 @@ class Bundle:
                     "forecast": float(point[k]),
                     "lower": float(lo[k]),
                     "upper": float(hi[k]),
+                    "quantiles": json.dumps({q: float(v[k]) for q, v in quantiles.items()}),
                     "model_version": version,
                 }
                 for k in range(horizon)
             ]
         )
+
+    def bands(
+        self, pair: str, point: np.ndarray, history: pd.Series
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(lower, upper, quantiles) around ``point`` forecast from the end of ``history``:
+        the pair's calibrated quantiles, or, for bundles from before calibration, the
+        Gaussian band and no quantiles."""
+        m = self.manifest
+        steps = np.arange(1, len(point) + 1)
+        table = m.pairs[pair].calibration if pair in m.pairs else {}
+        if not table or m.volatility_halflife is None:
+            sigma = float(uncertainty.volatility(history, m.interval_lookback).iloc[-1])
+            lo, hi = uncertainty.gaussian_band(point, uncertainty.spread(sigma, steps), m.interval)
+            return lo, hi, {}
+        sigma = float(uncertainty.ewma_volatility(history, m.volatility_halflife).iloc[-1])
+        scale = uncertainty.spread(sigma, steps)
+        quantiles = uncertainty.quantile_paths(point, scale, uncertainty.at_steps(table, steps))
+        lo, hi = (uncertainty.level_key(q) for q in uncertainty.central_levels(m.interval))
+        return quantiles[lo], quantiles[hi], quantiles
 
     def checked_horizon(self, pair: str, horizon: int | None) -> int:
         """``horizon`` (default: the maximum) if ``pair`` is served and it is allowed."""

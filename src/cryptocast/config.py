@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cryptocast.paths import resolve
+from cryptocast.uncertainty import central_levels
 
 Source = Literal["auto", "binance", "files", "sample"]
 
@@ -106,13 +107,54 @@ class EvaluationSettings(_Strict):
     window: int = Field(gt=0, description="Most recent candles held out for the backtest.")
     stride: int = Field(gt=0, description="Candles between two forecast origins.")
     baseline: str = Field(default="naive", description="Candidate that defines 'naive'.")
-    interval: float = Field(default=0.8, gt=0, lt=1, description="Central interval width.")
-    interval_lookback: int = Field(
-        default=168, gt=1, description="Log returns before the origin used for the band."
+    interval: float = Field(
+        default=0.8, gt=0, lt=1, description="Central interval (lower..upper) width."
     )
+    interval_lookback: int = Field(
+        default=168,
+        gt=1,
+        description="Log returns before the origin behind the uncalibrated Gaussian band "
+        "(the reference of the calibrated quantiles, and what older models serve).",
+    )
+    volatility_halflife: float = Field(
+        default=24,
+        gt=0,
+        description="Half-life in candles of the EWMA volatility that scales the quantiles.",
+    )
+    calibration_window: int = Field(
+        gt=0,
+        description="Candles of forecast errors that calibrate the quantiles of the next "
+        "forecast (models are fitted before this window and the evaluation window).",
+    )
+    quantiles: list[float] = Field(
+        default=[0.05, 0.1, 0.5, 0.9, 0.95],
+        min_length=1,
+        description="Quantile levels every forecast carries; must include the interval's.",
+    )
+
+    @model_validator(mode="after")
+    def _levels(self) -> EvaluationSettings:
+        if any(not 0 < q < 1 for q in self.quantiles) or self.quantiles != sorted(
+            set(self.quantiles)
+        ):
+            raise ValueError(f"quantiles must be increasing levels in (0, 1): {self.quantiles}")
+        missing = [q for q in central_levels(self.interval) if q not in self.quantiles]
+        if missing:
+            raise ValueError(
+                f"quantiles {self.quantiles} lack {missing}, the bounds of the "
+                f"{self.interval:.0%} interval"
+            )
+        if self.calibration_window % self.stride:
+            raise ValueError(
+                f"calibration_window {self.calibration_window} must be a multiple of stride "
+                f"{self.stride} (the evaluation origins continue the backtest's)"
+            )
+        return self
 
 
 class Gates(_Strict):
+    """When a challenger may replace the champion (see cryptocast.evaluation)."""
+
     max_mase_ratio: float = Field(
         default=1.0,
         gt=0,
@@ -120,10 +162,28 @@ class Gates(_Strict):
         "(1.0 = at least as good as the random walk).",
     )
     min_improvement: float = Field(
-        default=0.0,
+        default=0.01,
         ge=0,
-        description="Relative MASE improvement over the champion (same window) "
-        "required to promote.",
+        description="Relative MASE improvement over the champion (same window) required "
+        "to promote, on top of significance.",
+    )
+    significance: float = Field(
+        default=0.10,
+        gt=0,
+        lt=1,
+        description="One-sided p-value (pooled Diebold-Mariano, Bonferroni over the "
+        "learned candidates) below which the challenger's gain over the champion counts.",
+    )
+    leakage_floor: float = Field(
+        default=0.95,
+        gt=0,
+        description="A MASE ratio vs naive below this is more likely a leak than skill: "
+        "flagged, never promoted automatically.",
+    )
+    promote_backfill: bool = Field(
+        default=False,
+        description="A person's decision for one run (make train UNTIL=... "
+        "PROMOTE_BACKFILL=1): let a backfill run move the champion.",
     )
 
 
@@ -246,8 +306,11 @@ class Settings(_Strict):
                 f"evaluation.baseline {self.evaluation.baseline!r} is not a candidate "
                 f"(candidates: {sorted(self.candidates)})"
             )
-        if self.evaluation.window + self.validation.min_history // 2 > self.data.history:
-            raise ValueError("data.history is too short for the evaluation window")
+        ev = self.evaluation
+        if ev.window + ev.calibration_window + self.validation.min_history // 2 > (
+            self.data.history
+        ):
+            raise ValueError("data.history is too short for the evaluation and calibration windows")
         if self.data.source == "files" and self.data.data_dir is None:
             raise ValueError("source 'files' needs data.data_dir (DATA_DIR=...)")
         return self
@@ -279,10 +342,12 @@ def apply_overrides(
     data_dir: str | None = None,
     pairs: list[str] | None = None,
     until: str | None = None,
+    promote_backfill: bool = False,
 ) -> Settings:
     """Validate the ``parameters.config`` mapping after command-line overrides.
 
-    ``source='binance'`` implies ``strict`` (no silent fallback to synthetic data).
+    ``source='binance'`` implies ``strict`` (no silent fallback to synthetic data);
+    ``promote_backfill`` is a person's decision for this run (see :class:`Gates`).
     """
     cfg = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
     data = cfg.setdefault("data", {})
@@ -296,6 +361,8 @@ def apply_overrides(
         cfg["pairs"] = list(pairs)
     if until:
         data["end"] = until
+    if promote_backfill:
+        cfg.setdefault("gates", {})["promote_backfill"] = True
     return Settings.model_validate(cfg)
 
 

@@ -24,6 +24,9 @@ FORECAST_SCHEMA: dict[str, type] = {
     "forecast": float,
     "lower": float,
     "upper": float,
+    # {"0.05": price, ...}: the calibrated quantiles, as JSON text ("{}" from models
+    # trained before quantiles existed; lower/upper are then a Gaussian band)
+    "quantiles": str,
     "model_version": str,
 }
 FORECAST_COLUMNS = tuple(FORECAST_SCHEMA)
@@ -110,6 +113,18 @@ class SourceInfo(_Record):
     pairs: dict[str, PairSpan] = Field(default_factory=dict)
 
 
+class DMTest(BaseModel):
+    """A Diebold-Mariano comparison (cryptocast.significance): the challenger's loss minus
+    the other model's, per origin; negative ``mean_diff``/``stat`` favour the challenger."""
+
+    n: int
+    lags: int
+    mean_diff: float
+    stat: float
+    p_value: float  # one-sided: the challenger is better
+    variance: str
+
+
 class PairDecision(BaseModel):
     pair: str
     challenger: str  # the candidate that would be served: the best learned one, or naive
@@ -118,6 +133,9 @@ class PairDecision(BaseModel):
     naive_mase: float
     mase_ratio: float  # best learned candidate's MASE / naive MASE
     champion_mase: float | None = None
+    suspicious: bool = False  # MASE ratio below the leakage floor
+    naive_test: DMTest | None = None  # best learned candidate vs naive
+    champion_test: DMTest | None = None  # challenger vs the champion
     reasons: list[str] = Field(default_factory=list)
 
 
@@ -132,17 +150,89 @@ class Decision(BaseModel):
     challenger_mean_mase: float
     champion_mean_mase: float | None = None
     any_pair_passed: bool
+    gates: dict[str, Any] = Field(default_factory=dict)
+    learned_candidates: int = 0  # the challengers were chosen among this many
+    pooled_naive_test: DMTest | None = None
+    pooled_champion_test: DMTest | None = None
+    p_value_adjusted: float | None = None  # pooled vs champion, Bonferroni-adjusted
+    guard: str | None = None  # the data provenance rule that applied, if any
 
     def summary(self) -> str:
         lines = [f"decision: {self.action.upper()} ({self.granularity})"]
         lines += [f"  - {r}" for r in self.reasons]
         for p in self.pairs:
             champ = "" if p.champion_mase is None else f", champion MASE {p.champion_mase:.4f}"
+            dm = "" if p.naive_test is None else f", DM vs naive p={p.naive_test.p_value:.3g}"
             lines.append(
                 f"  {p.pair}: serve {p.challenger} (MASE {p.mase:.4f}, naive {p.naive_mase:.4f}"
-                f"{champ}); {'; '.join(p.reasons)}"
+                f"{champ}{dm}); {'; '.join(p.reasons)}"
             )
         return "\n".join(lines)
+
+
+DataKind = Literal["exchange", "files", "sample", "scenario"]
+REAL_DATA: tuple[str, ...] = ("exchange", "files")
+
+
+class Provenance(_Record):
+    """What a model was trained on: the kind of data, whether it was a fallback, the
+    backfill date (``UNTIL``) and the data window. Recorded as registry tags."""
+
+    kind: DataKind
+    fallback: bool = False
+    until: str | None = None
+    first: str | None = None
+    last: str | None = None
+
+    @property
+    def real(self) -> bool:
+        """Market data, as asked for (not synthetic, not a what-if, not a fallback)."""
+        return self.kind in REAL_DATA and not self.fallback
+
+    def describe(self) -> str:
+        fallback = " (a fallback)" if self.fallback else ""
+        return f"{self.kind} data{fallback}"
+
+    @classmethod
+    def of_source(cls, source: SourceInfo, until: str | None) -> Provenance:
+        spans = source.pairs.values()
+        kind = "scenario" if source.details.get("scenario") else SOURCE_KINDS[source.used]
+        return cls(
+            kind=kind,
+            fallback=source.fallback,
+            until=until,
+            first=min((s.first for s in spans), default=None),
+            last=max((s.last for s in spans), default=None),
+        )
+
+    def tags(self) -> dict[str, str]:
+        """Registry tags of a version (read back by :meth:`from_tags`)."""
+        return {
+            PROVENANCE_TAG + "kind": self.kind,
+            PROVENANCE_TAG + "fallback": str(self.fallback).lower(),
+            PROVENANCE_TAG + "until": self.until or "",
+            PROVENANCE_TAG + "first": self.first or "",
+            PROVENANCE_TAG + "last": self.last or "",
+        }
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> Provenance:
+        """A version's provenance; versions from before these tags have ``data_source``."""
+        if PROVENANCE_TAG + "kind" not in tags:
+            return cls(kind=SOURCE_KINDS.get(tags.get("data_source", ""), "sample"))
+        get = {k.removeprefix(PROVENANCE_TAG): v for k, v in tags.items()}
+        return cls(
+            kind=get["kind"],
+            fallback=get.get("fallback") == "true",
+            until=get.get("until") or None,
+            first=get.get("first") or None,
+            last=get.get("last") or None,
+        )
+
+
+# the load step's ``used`` source -> the kind of data it gives
+SOURCE_KINDS: dict[str, DataKind] = {"binance": "exchange", "files": "files", "sample": "sample"}
+PROVENANCE_TAG = "data."
 
 
 class PairEntry(BaseModel):
@@ -154,6 +244,11 @@ class PairEntry(BaseModel):
     kind: str = ""
     metrics: dict[str, float] = Field(default_factory=dict)
     naive_mase: float | None = None
+    calibration: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="Quantile level -> normalised score quantile per step "
+        "(cryptocast.uncertainty); empty in bundles from before calibration.",
+    )
 
 
 class Manifest(BaseModel):
@@ -168,6 +263,7 @@ class Manifest(BaseModel):
     horizon: int
     interval: float
     interval_lookback: int
+    volatility_halflife: float | None = None  # None: a bundle from before calibration
     validation: dict[str, Any] = Field(default_factory=dict)
     model_name: str = "unregistered"
     model_version: str = ""
@@ -179,6 +275,7 @@ class Manifest(BaseModel):
     git_commit: str | None = None
     lockfile_sha256: str | None = None
     code_fingerprint: str | None = None
+    provenance: Provenance | None = None
     pairs: dict[str, PairEntry] = Field(default_factory=dict)
 
 

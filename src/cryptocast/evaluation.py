@@ -2,21 +2,30 @@
 
 Metrics over a rolling-origin backtest (all forecasts of all origins pooled):
 
-* ``MASE``  = MAE / in-sample MAE of the one-step naive forecast (training window);
+* ``MASE``  = MAE / in-sample MAE of the one-step naive forecast (fitting window);
 * ``sMAPE`` = 100 * mean(2|y - f| / (|y| + |f|));
 * ``MAE``   = mean |y - f|;
-* ``coverage`` = share of actuals inside the forecast interval.
+* ``coverage``, ``interval_score``, ``pinball``, ``kupiec_p``: the calibrated quantiles
+  (:mod:`cryptocast.uncertainty`); ``gaussian_interval_score``: the uncalibrated
+  Gaussian band's interval score on the same forecasts, for reference.
+
+The promotion decision (:func:`promotion_decision`) reads them with the Diebold-Mariano
+tests of :mod:`cryptocast.significance` and the data provenance guards of
+:func:`provenance_guard`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from cryptocast import significance, uncertainty
 from cryptocast.config import Gates
-from cryptocast.contracts import Decision, PairDecision
+from cryptocast.contracts import Decision, DMTest, PairDecision, Provenance
 
-METRICS = ("mase", "smape", "mae", "coverage")
+METRICS = ("mase", "smape", "mae", "coverage", "interval_score", "pinball", "kupiec_p")
 
 
 def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
@@ -38,23 +47,21 @@ def naive_scale(insample: np.ndarray) -> float:
     return float(diffs.mean())
 
 
-def mase(actual: np.ndarray, forecast: np.ndarray, insample: np.ndarray) -> float:
-    return mae(actual, forecast) / naive_scale(insample)
-
-
-def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
-    a = np.asarray(actual, float)
-    return float(np.mean((a >= np.asarray(lower)) & (a <= np.asarray(upper))))
-
-
-def score(backtest: pd.DataFrame, insample: np.ndarray) -> dict[str, float]:
-    """Metrics of one candidate's backtest (columns actual, forecast, lower, upper)."""
+def score(
+    backtest: pd.DataFrame, scale: float, *, levels: list[float], width: float
+) -> dict[str, float]:
+    """Metrics of one candidate's backtest (columns origin, actual, forecast, the quantile
+    columns, lower/upper and gaussian_lower/upper); ``scale``: in-sample naive MAE."""
     a, f = backtest["actual"].to_numpy(), backtest["forecast"].to_numpy()
+    gaussian = uncertainty.winkler(
+        a, backtest["gaussian_lower"].to_numpy(), backtest["gaussian_upper"].to_numpy(), width
+    )
     return {
-        "mase": mase(a, f, insample),
+        "mase": mae(a, f) / scale,
         "smape": smape(a, f),
         "mae": mae(a, f),
-        "coverage": coverage(a, backtest["lower"].to_numpy(), backtest["upper"].to_numpy()),
+        **uncertainty.quantile_metrics(backtest, levels, width, scale),
+        "gaussian_interval_score": gaussian / scale,
         "n_forecasts": int(backtest["origin"].nunique()),
     }
 
@@ -71,53 +78,160 @@ def best_learned(scores: pd.DataFrame, baseline: str) -> pd.Series:
     return best.set_index("pair")["candidate"]
 
 
+# -- data provenance ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Guard:
+    """What the data provenance allows this run: compare with the champion (``rescore``),
+    or not at all (``blocked``: why the champion stays)."""
+
+    rescore: bool
+    blocked: str | None = None
+    note: str | None = None
+
+
+def provenance_guard(
+    run: Provenance,
+    champion: Provenance | None,
+    champion_version: str | None,
+    *,
+    promote_backfill: bool,
+) -> Guard:
+    """The provenance rules of a promotion (a first run has no champion and no guard):
+
+    * a backfill run (``UNTIL``) never moves the champion unless a person said so;
+    * a run on sample, fallback or what-if data never replaces a champion trained on real
+      data (exchange or files), and the champion is only re-scored on data of its kind;
+    * real data replaces a champion trained on other data without a comparison.
+    """
+    if champion is None:
+        return Guard(rescore=False)
+    v = f"champion v{champion_version}"
+    if run.until and not promote_backfill:
+        return Guard(
+            False,
+            blocked=f"backfill run (data until {run.until}) never moves the champion; "
+            "to release it anyway: make train UNTIL=... PROMOTE_BACKFILL=1",
+        )
+    if champion.real and not run.real:
+        return Guard(
+            False,
+            blocked=f"this run used {run.describe()}; {v} was trained on {champion.describe()} "
+            "and is neither replaced by nor re-scored on it",
+        )
+    if champion.kind != run.kind:
+        if champion.real:
+            return Guard(
+                False,
+                blocked=f"{v} was trained on {champion.describe()}, this run on "
+                f"{run.describe()}: not comparable; release it by hand with make promote",
+            )
+        return Guard(False, note=f"{v} was trained on {champion.describe()}; real data replaces it")
+    note = None
+    if run.until:
+        note = f"backfill run (data until {run.until}) released by a person's decision"
+    return Guard(True, note=note)
+
+
+# -- the decision -----------------------------------------------------------------------
+def _test(a: pd.Series, b: pd.Series, lags: int) -> DMTest:
+    return DMTest(**significance.dm_test(significance.loss_differential(a, b), lags).to_dict())
+
+
+def _series(losses: pd.DataFrame, pair: str, candidate: str) -> pd.Series:
+    g = losses[(losses["pair"] == pair) & (losses["candidate"] == candidate)]
+    return pd.Series(g["loss"].to_numpy(), index=pd.DatetimeIndex(g["origin"]))
+
+
+def versus(losses: pd.DataFrame, pair: str, a: str, b: str) -> pd.Series:
+    """Per origin, candidate ``a``'s loss minus candidate ``b``'s for ``pair``."""
+    return significance.loss_differential(_series(losses, pair, a), _series(losses, pair, b))
+
+
+def naive_tests(losses: pd.DataFrame, baseline: str, lags: int) -> pd.DataFrame:
+    """The DM test of every candidate against ``baseline``, per pair and pooled over the
+    pairs (one row per (pair, candidate); pair ``pooled`` for the pooled test)."""
+    rows = []
+    for cand in sorted(set(losses["candidate"]) - {baseline}):
+        diffs = {p: versus(losses, p, cand, baseline) for p in sorted(set(losses["pair"]))}
+        tests = {p: significance.dm_test(d, lags) for p, d in diffs.items()}
+        tests["pooled"] = significance.dm_test(significance.pooled(diffs), lags)
+        rows += [{"pair": p, "candidate": cand, **t.to_dict()} for p, t in tests.items()]
+    return pd.DataFrame(rows)
+
+
 def promotion_decision(
     scores: pd.DataFrame,
+    losses: pd.DataFrame,
     *,
     baseline: str,
     gates: Gates,
     granularity: str,
-    champion: pd.DataFrame | None = None,
+    lags: int,
+    champion_scores: pd.DataFrame | None = None,
+    champion_losses: pd.DataFrame | None = None,
     champion_version: str | None = None,
+    guard: Guard | None = None,
 ) -> Decision:
-    """Turn metrics into promote / keep / reject.
+    """Turn backtests into promote / keep / reject, and say why.
 
     * Per pair, the best learned candidate passes the quality gate when its MASE is at most
-      ``max_mase_ratio`` x the naive MASE on the same backtest window. It is then the pair's
-      challenger; otherwise the naive forecast itself is (a model worse than the random walk
-      is never served).
-    * ``reject`` when no pair passes: nothing learned beats the random walk anywhere, and
-      the pipeline fails.
-    * With a champion (re-scored on the same window: ``champion`` has one row per pair with
-      ``mase``), promote only when the challengers' mean MASE beats the champion's by at
-      least ``min_improvement`` (relative) on the pairs both serve; otherwise ``keep``.
-    * Without a champion (or when it does not serve every pair), promote.
+      ``max_mase_ratio`` x the naive MASE on the same window; it is then the pair's
+      challenger, otherwise the naive forecast itself is. Its Diebold-Mariano test against
+      naive is reported per pair and pooled.
+    * ``reject`` when no pair passes (nothing learned beats the random walk anywhere).
+    * ``keep`` when a provenance guard blocks the run (see :func:`provenance_guard`), or
+      when a MASE ratio below ``leakage_floor`` makes a pair's skill suspicious.
+    * Without a champion to compare with (first run, a pair it does not serve, a champion
+      of other data), promote.
+    * Otherwise promote only when the challengers' mean MASE beats the champion's by at
+      least ``min_improvement`` **and** the pooled DM test says the gain is not noise:
+      its one-sided p-value, multiplied by the number of learned candidates the
+      challengers were chosen from (Bonferroni), is below ``significance``.
     """
     learned = best_learned(scores, baseline)
+    n_learned = int(scores.loc[scores["candidate"] != baseline, "candidate"].nunique())
     by_key = scores.set_index(["pair", "candidate"])
-    champ = None if champion is None else champion.set_index("pair")["mase"]
+    champ = None if champion_scores is None else champion_scores.set_index("pair")["mase"]
     pairs: list[PairDecision] = []
+    vs_naive, vs_champion = {}, {}
     for pair, cand in learned.items():
         m = float(by_key.loc[(pair, cand), "mase"])
         naive = float(by_key.loc[(pair, baseline), "mase"])
         ratio = m / naive
         ok = ratio <= gates.max_mase_ratio
+        chosen = cand if ok else baseline
+        d_naive = vs_naive[pair] = versus(losses, pair, cand, baseline)
         reasons = [
             f"{cand} MASE ratio vs naive {ratio:.3f} "
             f"{'<=' if ok else '>'} gate {gates.max_mase_ratio}"
         ]
         if not ok:
             reasons.append(f"serving the naive forecast for {pair}")
+        suspicious = ok and ratio < gates.leakage_floor
+        if suspicious:
+            reasons.append(
+                f"LEAKAGE ALARM: ratio {ratio:.3f} < leakage_floor {gates.leakage_floor}"
+            )
         champ_m = None if champ is None or pair not in champ.index else float(champ[pair])
+        champion_test = None
+        if champ_m is not None and champion_losses is not None:
+            d = significance.loss_differential(
+                _series(losses, pair, chosen), _series(champion_losses, pair, "champion")
+            )
+            vs_champion[pair] = d
+            champion_test = DMTest(**significance.dm_test(d, lags).to_dict())
         pairs.append(
             PairDecision(
                 pair=pair,
-                challenger=cand if ok else baseline,
+                challenger=chosen,
                 passed_gate=ok,
                 mase=m if ok else naive,
                 naive_mase=naive,
                 mase_ratio=ratio,
                 champion_mase=champ_m,
+                suspicious=suspicious,
+                naive_test=DMTest(**significance.dm_test(d_naive, lags).to_dict()),
+                champion_test=champion_test,
                 reasons=reasons,
             )
         )
@@ -125,6 +239,7 @@ def promotion_decision(
     mean_new = float(np.mean([p.mase for p in pairs]))
     common = [p for p in pairs if p.champion_mase is not None]
     mean_champ = float(np.mean([p.champion_mase for p in common])) if common else None
+    pooled_naive = significance.dm_test(significance.pooled(vs_naive), lags)
     base = {
         "granularity": granularity,
         "pairs": pairs,
@@ -132,44 +247,48 @@ def promotion_decision(
         "champion_version": champion_version,
         "champion_mean_mase": mean_champ,
         "any_pair_passed": bool(passed),
+        "gates": gates.model_dump(),
+        "learned_candidates": n_learned,
+        "pooled_naive_test": DMTest(**pooled_naive.to_dict()),
+        "guard": None if guard is None else (guard.blocked or guard.note),
     }
+    notes = [guard.note] if guard is not None and guard.note else []
+
+    def decide(action: str, *reasons: str, **extra) -> Decision:
+        return Decision(action=action, reasons=[*reasons, *notes], **base, **extra)
+
     if not passed:
-        return Decision(
-            action="reject",
-            reasons=[
-                f"no pair's best model beats the naive forecast within gate "
-                f"max_mase_ratio={gates.max_mase_ratio}"
-            ],
-            **base,
+        return decide(
+            "reject",
+            f"no pair's best model beats the naive forecast within gate "
+            f"max_mase_ratio={gates.max_mase_ratio}",
+        )
+    if guard is not None and guard.blocked:
+        return decide("keep", f"provenance guard: {guard.blocked}")
+    flagged = [p.pair for p in pairs if p.suspicious]
+    if flagged:
+        return decide(
+            "keep",
+            f"leakage alarm for {flagged}: a MASE ratio below {gates.leakage_floor} vs the "
+            "random walk is more likely a look-ahead leak than skill; not promoted "
+            "automatically (check the features, then make promote VERSION=... by hand)",
         )
     if not common:
-        return Decision(
-            action="promote",
-            reasons=[f"no champion yet; learned models pass the gate for {passed}"],
-            **base,
-        )
+        return decide("promote", f"no champion to compare with; learned models pass for {passed}")
     if len(common) < len(pairs):
         missing = [p.pair for p in pairs if p.champion_mase is None]
-        return Decision(
-            action="promote",
-            reasons=[f"champion v{champion_version} does not serve {missing}"],
-            **base,
-        )
-    needed = mean_champ * (1 - gates.min_improvement)
-    if mean_new < needed:
-        return Decision(
-            action="promote",
-            reasons=[
-                f"challenger mean MASE {mean_new:.4f} < champion v{champion_version} "
-                f"{mean_champ:.4f} x (1 - {gates.min_improvement}) = {needed:.4f}"
-            ],
-            **base,
-        )
-    return Decision(
-        action="keep",
-        reasons=[
-            f"challenger mean MASE {mean_new:.4f} does not beat champion v{champion_version} "
-            f"{mean_champ:.4f} by the required {gates.min_improvement:.1%}"
-        ],
-        **base,
+        return decide("promote", f"champion v{champion_version} does not serve {missing}")
+    test = significance.dm_test(significance.pooled(vs_champion), lags)
+    p_adj = significance.bonferroni(test.p_value, n_learned)
+    gain = 1 - mean_new / mean_champ
+    extra = {"pooled_champion_test": DMTest(**test.to_dict()), "p_value_adjusted": p_adj}
+    words = (
+        f"challenger mean MASE {mean_new:.4f} vs champion v{champion_version} "
+        f"{mean_champ:.4f}: {gain:+.2%} (needed {gates.min_improvement:.1%}), pooled DM "
+        f"p = {test.p_value:.3g}, x{n_learned} candidates = {p_adj:.3g} "
+        f"(needed < {gates.significance})"
     )
+    if gain >= gates.min_improvement and p_adj < gates.significance:
+        return decide("promote", f"{words}: a real improvement", **extra)
+    why = "too small" if gain < gates.min_improvement else "not significant (could be noise)"
+    return decide("keep", f"{words}: {why}", **extra)

@@ -7,10 +7,8 @@ Each candidate models one *space* of the close price and maps its output back to
 * ``log_return`` - standardised one-step log returns; forecasts are integrated from the
   last observed close. Torch networks need this scaling or they diverge.
 
-Intervals: a Gaussian random-walk band, ``point * exp(+-z * sigma * sqrt(k))`` for step
-``k``, where ``sigma`` is the standard deviation of the last ``lookback`` one-step log
-returns before the forecast origin (volatility clusters, so recent beats the training
-window). It is the same rule for every candidate, so coverage compares like with like.
+Uncertainty is not the forecaster's business: :mod:`cryptocast.uncertainty` calibrates
+quantiles around any candidate's point path from that candidate's own backtest errors.
 
 The candidate registry :data:`CANDIDATES` maps a ``kind`` (used in the YAML config) to a
 builder; ``configs/<gran>.yaml`` names the candidates and their parameters.
@@ -29,7 +27,6 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -45,6 +42,7 @@ class Built:
     model: Any  # darts ForecastingModel
     space: str
     global_model: bool  # predicts from any history (True) or refits per origin (False)
+    multi_series: bool = False  # one model fitted on every pair of the run at once
 
 
 def _naive(params: dict, horizon: int, seed: int) -> Built:
@@ -72,6 +70,23 @@ def _lightgbm(params: dict, horizon: int, seed: int) -> Built:
         "n_jobs": 2,
     } | params
     return Built(LightGBMModel(random_state=seed, **p), "log_return", True)
+
+
+def _lightgbm_global(params: dict, horizon: int, seed: int) -> Built:
+    """One LightGBM model for all pairs of a granularity (Darts' global models take a list
+    of series), each pair's returns standardised by its own mean and deviation, with the
+    position in the day and week as future covariates (Darts computes these encoders from
+    the time index, at fit and at predict time, so a request needs nothing more)."""
+    built = _lightgbm(
+        {
+            "lags_future_covariates": [0],
+            "add_encoders": {"cyclic": {"future": ["hour", "dayofweek"]}},
+        }
+        | params,
+        horizon,
+        seed,
+    )
+    return Built(built.model, built.space, True, multi_series=True)
 
 
 def _quiet_lightning() -> None:
@@ -120,6 +135,7 @@ CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
     "naive": _naive,
     "drift": _drift,
     "lightgbm": _lightgbm,
+    "lightgbm_global": _lightgbm_global,
     "nhits": _torch("NHiTSModel", {"num_blocks": 1, "layer_widths": 64}),
     "tide": _torch("TiDEModel", {"hidden_size": 64}),
 }
@@ -188,10 +204,33 @@ class Forecaster:
     # -- API ------------------------------------------------------------------------------
     def fit(self, close: pd.Series) -> Forecaster:
         """Fit on ``close`` (a UTC-indexed Series of close prices, regular frequency)."""
-        r = np.log(close).diff().dropna()
-        self.state = {"mu": float(r.mean()), "sd": float(r.std() or 1.0)}
+        self._standardise(close)
         self.model.fit(_to_darts(self._transform(close)))
         return self
+
+    def _standardise(self, close: pd.Series) -> None:
+        r = np.log(close).diff().dropna()
+        self.state = {"mu": float(r.mean()), "sd": float(r.std() or 1.0)}
+
+    @classmethod
+    def fit_many(
+        cls, name: str, kind: str, params: dict, horizon: int, seed: int, closes: dict
+    ) -> dict[str, Forecaster]:
+        """One multi-series model fitted on every pair's ``close`` at once; returns a
+        forecaster per pair (each with its own standardisation, all sharing the model)."""
+        first = cls.build(name, kind, params, horizon, seed)
+        out = {}
+        for pair in closes:
+            fc = cls(name, kind, dict(params), horizon, seed, first.model, first.space, True)
+            fc._standardise(closes[pair])
+            out[pair] = fc
+        first.model.fit([_to_darts(out[p]._transform(c)) for p, c in closes.items()])
+        return out
+
+    @staticmethod
+    def multi_series(kind: str) -> bool:
+        """Whether candidates of ``kind`` are fitted on all pairs at once (:meth:`fit_many`)."""
+        return kind in CANDIDATES and CANDIDATES[kind]({}, 1, 0).multi_series
 
     def predict(self, history: pd.Series, n: int | None = None) -> np.ndarray:
         """Price path for the ``n`` candles after ``history`` (default: the horizon)."""
@@ -297,13 +336,3 @@ class Forecaster:
         )
         weakref.finalize(fc, shutil.rmtree, tmp, True)
         return fc
-
-
-def interval(
-    point: np.ndarray, history: pd.Series, *, width: float, lookback: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds around a price path forecast from the end of ``history``."""
-    sigma = float(np.log(history.iloc[-(lookback + 1) :]).diff().std())
-    z = NormalDist().inv_cdf(0.5 + width / 2)
-    band = np.exp(z * sigma * np.sqrt(np.arange(1, len(point) + 1)))
-    return point / band, point * band

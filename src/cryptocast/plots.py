@@ -83,3 +83,49 @@ def live_forecasts(scored: pd.DataFrame, pair: str, path: Path, *, title: str = 
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def calibration(
+    backtests: pd.DataFrame,
+    pair: str,
+    candidates: list[str],
+    levels: list[float],
+    width: float,
+    path: Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Are the quantiles honest? Left: coverage of the central interval by step against
+    its nominal width (and the uncalibrated Gaussian band's, for the first candidate);
+    right: reliability diagram, the share of actuals below each quantile against its
+    level (a calibrated forecast sits on the diagonal)."""
+    from cryptocast import uncertainty
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, cand in enumerate(candidates):
+        g = backtests[(backtests["pair"] == pair) & (backtests["candidate"] == cand)]
+        by_step = uncertainty.interval_coverage_by_step(g)
+        left.plot(by_step.index, by_step.to_numpy(), marker="o", ms=3, label=cand)
+        if i == 0:
+            gauss = uncertainty.interval_coverage_by_step(
+                g.assign(lower=g["gaussian_lower"], upper=g["gaussian_upper"])
+            )
+            left.plot(gauss.index, gauss.to_numpy(), ls=":", color="gray",
+                      label=f"{cand}, Gaussian band")  # fmt: skip
+        observed = uncertainty.coverage_by_step(g, levels).mean()
+        right.plot(levels, observed.to_numpy(), marker="o", label=cand)
+    left.axhline(width, color="black", lw=1, ls="--", label=f"nominal {width:.0%}")
+    left.set_xlabel("step ahead")
+    left.set_ylabel("share inside lower..upper")
+    left.set_ylim(0, 1)
+    left.legend(loc="lower left", fontsize=8)
+    right.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="calibrated")
+    right.set_xlabel("quantile level")
+    right.set_ylabel("share of actuals below the quantile")
+    right.legend(loc="upper left", fontsize=8)
+    fig.suptitle(title or f"{pair}: calibration")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,4 +1,5 @@
-"""Fingerprints that make a run traceable: data, code, lockfile, git commit."""
+"""What makes a run traceable: the data it was trained on (kind, fallback, window) and
+fingerprints of data, code, lockfile and git commit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cryptocast.config import Settings
+from cryptocast.contracts import Provenance, SourceInfo
 from cryptocast.paths import LOCKFILE, PACKAGE_DIR, REPO_ROOT
 
 
@@ -66,3 +69,9 @@ def run_provenance(frame: pd.DataFrame) -> dict[str, str]:
         "lockfile_sha256": file_sha256(LOCKFILE) or "missing",
         "code_fingerprint": code_fingerprint(),
     }
+
+
+def data_provenance(source: dict, cfg: Settings) -> Provenance:
+    """The provenance of a run's data: the load step's ``source`` record and ``UNTIL``."""
+    until = None if cfg.data.end is None else cfg.data.end.isoformat()
+    return Provenance.of_source(SourceInfo.model_validate(source), until)

@@ -13,7 +13,7 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import DataType
 
 from cryptocast.bundle import Bundle, load_bundle
-from cryptocast.contracts import REQUEST_EXAMPLE, SERVED_SCHEMA, pairs_from_tags
+from cryptocast.contracts import REQUEST_EXAMPLE, SERVED_SCHEMA, Provenance, pairs_from_tags
 from cryptocast.paths import LOCKFILE, PACKAGE_DIR
 
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -84,6 +84,11 @@ def version_source(name: str, version: str) -> str:
 def version_pairs(name: str, version: str) -> list[str]:
     """The pairs a registered version serves (its ``model.<pair>`` tags)."""
     return pairs_from_tags(client().get_model_version(name, version).tags or {})
+
+
+def version_provenance(name: str, version: str) -> Provenance:
+    """What a registered version was trained on (its ``data.*`` tags)."""
+    return Provenance.from_tags(client().get_model_version(name, version).tags or {})
 
 
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:

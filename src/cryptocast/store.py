@@ -3,7 +3,8 @@
 One row per (granularity, model, pair, model_version, origin, target_time): the natural key, so
 writing the same forecasts again updates them in place (upsert) instead of duplicating.
 ``origin`` is the open time of the last candle the forecast was made from; ``issued_at``
-is when it was written. Every write is one transaction.
+is when it was written. Every write is one transaction. A database written by an older
+version gains the new columns when it is opened (:func:`migrate`); its rows are kept.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     func,
+    inspect,
     select,
+    text,
 )
 
 from cryptocast.paths import REPO_ROOT
@@ -44,6 +48,7 @@ forecasts = Table(
     Column("forecast", Float, nullable=False),
     Column("lower", Float),
     Column("upper", Float),
+    Column("quantiles", Text),  # JSON {"0.05": price, ...}; NULL in rows written before it
     Column("run_id", String(64)),
     Column("issued_at", DateTime, nullable=False),
 )
@@ -61,7 +66,22 @@ def connect(url: str | None = None) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True)
     metadata.create_all(engine)
+    migrate(engine)
     return engine
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Add the columns a table created by an older version lacks (existing rows keep
+    NULL there); return what was added."""
+    have = {c["name"] for c in inspect(engine).get_columns(forecasts.name)}
+    added = []
+    with engine.begin() as conn:
+        for column in forecasts.columns:
+            if column.name not in have:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f"ALTER TABLE {forecasts.name} ADD COLUMN {column.name} {kind}"))
+                added.append(column.name)
+    return added
 
 
 def _naive_utc(values: pd.Series) -> list[datetime]:
@@ -103,6 +123,7 @@ def write_forecasts(
             "forecast": frame["forecast"].astype(float),
             "lower": frame["lower"].astype(float),
             "upper": frame["upper"].astype(float),
+            "quantiles": frame["quantiles"],
             "run_id": run_id,
             "issued_at": datetime.now(UTC).replace(tzinfo=None),
         }

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 
-from cryptocast import failpoints
+from cryptocast import failpoints, significance, uncertainty
 from cryptocast.config import Settings
-from cryptocast.evaluation import score
-from cryptocast.forecasting import Forecaster, interval
+from cryptocast.contracts import Decision
+from cryptocast.evaluation import Guard, naive_scale, promotion_decision, score
+from cryptocast.forecasting import Forecaster
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,29 @@ def close_series(clean: pd.DataFrame, pair: str) -> pd.Series:
     return pd.Series(g["close"].to_numpy(), index=pd.DatetimeIndex(g["timestamp"]), name=pair)
 
 
+def fit_cutoff(cfg: Settings) -> int:
+    """Candles held out of fitting: the calibration window, then the evaluation window."""
+    return cfg.evaluation.window + cfg.evaluation.calibration_window
+
+
 def train_candidates(clean: pd.DataFrame, cfg: Settings) -> Candidates:
-    """Fit every configured candidate for every pair on the candles before the window."""
-    out = Candidates()
-    for pair in cfg.pairs:
-        train = close_series(clean, pair).iloc[: -cfg.evaluation.window]
-        out[pair] = {}
-        for name, spec in cfg.candidates.items():
+    """Fit every configured candidate for every pair on the candles before the
+    calibration and evaluation windows (a multi-series candidate: once, on all pairs)."""
+    out = Candidates({pair: {} for pair in cfg.pairs})
+    closes = {p: close_series(clean, p).iloc[: -fit_cutoff(cfg)] for p in cfg.pairs}
+    for name, spec in cfg.candidates.items():
+        t0 = time.perf_counter()
+        if Forecaster.multi_series(spec.kind):
+            fitted = Forecaster.fit_many(
+                name, spec.kind, spec.params, cfg.horizon, cfg.seed, closes
+            )
+            failpoints.hit("train.fit")
+            log.info("train %-9s fitted on %d pairs in %.1fs", name, len(closes),
+                     time.perf_counter() - t0)  # fmt: skip
+            for pair, fc in fitted.items():
+                out[pair][name] = fc
+            continue
+        for pair, train in closes.items():
             t0 = time.perf_counter()
             fc = Forecaster.build(name, spec.kind, spec.params, cfg.horizon, cfg.seed)
             out[pair][name] = fc.fit(train)
@@ -52,55 +70,127 @@ def train_candidates(clean: pd.DataFrame, cfg: Settings) -> Candidates:
     return out
 
 
-def backtest_forecaster(fc: Forecaster, close: pd.Series, cfg: Settings) -> pd.DataFrame:
-    """Rolling-origin backtest of ``fc`` on the evaluation window, with intervals."""
+@dataclass(frozen=True)
+class Backtest:
+    """One forecaster's rolling-origin backtest of one pair."""
+
+    rows: pd.DataFrame  # evaluation window: origin, step, forecast, actual, quantiles, bands
+    served: uncertainty.Table  # calibration from the latest window, for serving
+    scale: float  # in-sample naive MAE (MASE's denominator) of the fitting window
+
+
+def backtest_forecaster(fc: Forecaster, close: pd.Series, cfg: Settings) -> Backtest:
+    """Backtest ``fc`` over the calibration and evaluation windows, the evaluation
+    window's forecasts with rolling conformal quantiles (:func:`uncertainty.rolling`: each
+    calibrated on the outcomes known at its origin), and the calibration a served model
+    uses from the end of ``close``."""
+    ev, n = cfg.evaluation, len(close)
+    bt = fc.backtest(close, window=fit_cutoff(cfg), stride=ev.stride)
+    sigma = uncertainty.ewma_volatility(close, ev.volatility_halflife)
+    bt["score"] = uncertainty.scores(bt, sigma)
+    rows = bt[bt["origin"] >= close.index[n - ev.window - 1]].drop(columns="score")
+    rows = rows.reset_index(drop=True)
+    calibration = pd.Timedelta(cfg.freq) * ev.calibration_window
+    steps = rows["step"].to_numpy()
+    scale = uncertainty.spread(sigma.reindex(rows["origin"]).to_numpy(), steps)
+    point = rows["forecast"].to_numpy()
+    quantiles = uncertainty.rolling(bt, rows, calibration, ev.quantiles)
+    paths = uncertainty.quantile_paths(point, scale, quantiles)
+    served = uncertainty.calibrate(
+        bt[bt["target_time"] > close.index[-1] - calibration], ev.quantiles, cfg.horizon
+    )
+    sigma_ref = uncertainty.volatility(close, ev.interval_lookback)
+    scale_ref = uncertainty.spread(sigma_ref.reindex(rows["origin"]).to_numpy(), steps)
+    rows = rows.assign(**{uncertainty.qcol(float(q)): v for q, v in paths.items()})
+    lo, hi = uncertainty.central_levels(ev.interval)
+    g_lo, g_hi = uncertainty.gaussian_band(point, scale_ref, ev.interval)
+    rows = rows.assign(
+        lower=rows[uncertainty.qcol(lo)],
+        upper=rows[uncertainty.qcol(hi)],
+        gaussian_lower=g_lo,
+        gaussian_upper=g_hi,
+    )
+    return Backtest(rows, served, naive_scale(close.iloc[: -fit_cutoff(cfg)].to_numpy()))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every candidate's backtest of every pair."""
+
+    scores: pd.DataFrame  # one row per (pair, candidate): metrics
+    backtests: pd.DataFrame  # one row per (pair, candidate, origin, step)
+    losses: pd.DataFrame  # one row per (pair, candidate, origin): scaled loss (DM tests)
+    served: dict[str, dict[str, uncertainty.Table]]  # pair -> candidate -> calibration
+
+
+def _evaluate(models: dict[str, dict[str, Forecaster]], clean: pd.DataFrame, cfg: Settings):
     ev = cfg.evaluation
-    bt = fc.backtest(close, window=ev.window, stride=ev.stride)
-    lower, upper = [], []
-    for origin, g in bt.groupby("origin", sort=False):
-        history = close.loc[:origin]
-        lo, hi = interval(
-            g["forecast"].to_numpy(), history, width=ev.interval, lookback=ev.interval_lookback
-        )
-        lower.extend(lo)
-        upper.extend(hi)
-    return bt.assign(lower=lower, upper=upper)
-
-
-def evaluate_candidates(
-    clean: pd.DataFrame, candidates: Candidates, cfg: Settings
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Backtest every candidate; return (scores, backtests), one row per (pair, candidate)
-    in ``scores`` and per (pair, candidate, origin, step) in ``backtests``."""
-    rows, frames = [], []
-    for pair, models in candidates.items():
+    rows, frames, losses = [], [], []
+    served: dict[str, dict[str, uncertainty.Table]] = {}
+    for pair, by_name in models.items():
         close = close_series(clean, pair)
-        insample = close.iloc[: -cfg.evaluation.window].to_numpy()
-        for name, fc in models.items():
+        for name, fc in by_name.items():
             t0 = time.perf_counter()
             bt = backtest_forecaster(fc, close, cfg)
-            metrics = score(bt, insample)
+            metrics = score(bt.rows, bt.scale, levels=ev.quantiles, width=ev.interval)
             rows.append({"pair": pair, "candidate": name, **metrics})
-            frames.append(bt.assign(pair=pair, candidate=name))
+            frames.append(bt.rows.assign(pair=pair, candidate=name))
+            loss = significance.origin_losses(bt.rows, bt.scale)
+            losses.append(
+                pd.DataFrame({"pair": pair, "candidate": name, "origin": loss.index, "loss": loss})
+            )
+            served.setdefault(pair, {})[name] = bt.served
             log.info(
-                "backtest %s %-9s MASE %.4f sMAPE %.3f (%d origins, %.1fs)",
+                "backtest %s %-9s MASE %.4f coverage %.3f interval score %.3f (%d origins, %.1fs)",
                 pair,
                 name,
                 metrics["mase"],
-                metrics["smape"],
+                metrics["coverage"],
+                metrics["interval_score"],
                 metrics["n_forecasts"],
                 time.perf_counter() - t0,
             )
-    return pd.DataFrame(rows), pd.concat(frames, ignore_index=True)
+    return Evaluation(
+        pd.DataFrame(rows),
+        pd.concat(frames, ignore_index=True),
+        pd.concat(losses, ignore_index=True),
+        served,
+    )
 
 
-def rescore(clean: pd.DataFrame, forecasters: dict[str, Forecaster], cfg: Settings) -> pd.DataFrame:
-    """Score already-fitted forecasters (the champion's) on this run's window."""
-    rows = []
-    for pair, fc in forecasters.items():
-        if pair not in cfg.pairs:
-            continue
-        close = close_series(clean, pair)
-        bt = backtest_forecaster(fc, close, cfg)
-        rows.append({"pair": pair, **score(bt, close.iloc[: -cfg.evaluation.window].to_numpy())})
-    return pd.DataFrame(rows, columns=["pair", "mase", "smape", "mae", "coverage", "n_forecasts"])
+def evaluate_candidates(clean: pd.DataFrame, candidates: Candidates, cfg: Settings) -> Evaluation:
+    """Backtest every candidate of every pair on this run's windows."""
+    return _evaluate(candidates, clean, cfg)
+
+
+def rescore(
+    clean: pd.DataFrame, forecasters: dict[str, Forecaster], cfg: Settings, label: str
+) -> Evaluation:
+    """Backtest already-fitted forecasters (the champion's, one per pair, named ``label``)
+    on this run's windows; pairs this run does not cover are left out."""
+    models = {p: {label: fc} for p, fc in forecasters.items() if p in cfg.pairs}
+    return _evaluate(models, clean, cfg)
+
+
+def decide(
+    ev: Evaluation,
+    cfg: Settings,
+    *,
+    champion: Evaluation | None = None,
+    champion_version: str | None = None,
+    guard: Guard | None = None,
+) -> Decision:
+    """:func:`promotion_decision` of this run's backtests with the config's gates (and
+    the re-scored champion's, when the provenance guard allowed re-scoring)."""
+    return promotion_decision(
+        ev.scores,
+        ev.losses,
+        baseline=cfg.evaluation.baseline,
+        gates=cfg.gates,
+        granularity=cfg.granularity,
+        lags=significance.overlap_lags(cfg.horizon, cfg.evaluation.stride),
+        champion_scores=None if champion is None else champion.scores,
+        champion_losses=None if champion is None else champion.losses,
+        champion_version=champion_version,
+        guard=guard,
+    )

@@ -9,6 +9,7 @@ Keep / reject: nothing users see changes (files, registry, servers, database).
 
 from __future__ import annotations
 
+import getpass
 import shutil
 from datetime import UTC, datetime
 from typing import Annotated
@@ -22,7 +23,7 @@ from cryptocast.bundle import staging_dir, write_bundle
 from cryptocast.config import Settings
 from cryptocast.contracts import Decision, Manifest, PairEntry, SourceInfo, model_tag
 from cryptocast.locks import exclusive, lock_path
-from cryptocast.provenance import run_provenance
+from cryptocast.provenance import data_provenance, run_provenance
 from cryptocast.workflow import Candidates, close_series
 from infra import deployer
 from infra.release import release_for
@@ -35,7 +36,12 @@ class StaleDecision(RuntimeError):
 
 
 def _manifest(
-    cfg: Settings, d: Decision, scores: pd.DataFrame, version: str, run: dict[str, str]
+    cfg: Settings,
+    d: Decision,
+    scores: pd.DataFrame,
+    calibration: dict,
+    version: str,
+    run: dict,
 ) -> Manifest:
     by_pair = scores.set_index(["pair", "candidate"])
     return Manifest(
@@ -44,6 +50,7 @@ def _manifest(
         horizon=cfg.horizon,
         interval=cfg.evaluation.interval,
         interval_lookback=cfg.evaluation.interval_lookback,
+        volatility_halflife=cfg.evaluation.volatility_halflife,
         validation=cfg.validation.model_dump(mode="json"),
         model_name=cfg.deploy.model_name,
         model_version=version,
@@ -51,7 +58,9 @@ def _manifest(
         **run,
         pairs={
             p.pair: PairEntry(
-                metrics=by_pair.loc[(p.pair, p.challenger)].to_dict(), naive_mase=p.naive_mase
+                metrics=by_pair.loc[(p.pair, p.challenger)].to_dict(),
+                naive_mase=p.naive_mase,
+                calibration=calibration[p.pair],
             )
             for p in d.pairs
         },
@@ -64,11 +73,13 @@ def deploy(
     candidates: Candidates,
     scores: pd.DataFrame,
     decision: dict,
+    calibration: dict,
     source: dict,
     cfg: Settings,
 ) -> Annotated[dict, "deployment"]:
     d = Decision.model_validate(decision)
     used = SourceInfo.model_validate(source).used
+    data = data_provenance(source, cfg)
     name = cfg.deploy.model_name
     with exclusive(lock_path(cfg.deploy.models_dir), f"{cfg.granularity} deploy"):
         champion = registry.alias_version(name)
@@ -94,6 +105,7 @@ def deploy(
             "mlflow_run_id": mlflow_run_id,
             "zenml_run_id": str(get_step_context().pipeline_run.id),
             "data_source": used,
+            "provenance": data,
             **prov,
         }
         version = registry.next_version(name)
@@ -104,7 +116,7 @@ def deploy(
                 staging,
                 chosen,
                 {p: close_series(clean, p) for p in chosen},
-                _manifest(cfg, d, scores, version, run),
+                _manifest(cfg, d, scores, calibration, version, run),
             )
             info = registry.log_bundle(staging, model_version=version)
             failpoints.hit("deploy.after_log_model")
@@ -116,7 +128,10 @@ def deploy(
                 "challenger_mean_mase": f"{d.challenger_mean_mase:.6f}",
                 **{f"mase.{p.pair}": f"{p.mase:.6f}" for p in d.pairs},
                 **{model_tag(p.pair): p.challenger for p in d.pairs},
+                **data.tags(),
             }
+            if data.until and cfg.gates.promote_backfill:
+                tags["backfill_promoted_by"] = getpass.getuser()
             result = release_for(cfg).activate(
                 version=version,
                 pairs=sorted(chosen),

@@ -1,4 +1,5 @@
-"""evaluate: backtest every candidate, re-score the champion on the same window, decide."""
+"""evaluate: backtest every candidate, re-score the champion on the same window (when the
+data provenance allows it), decide with significance tests, and log the evidence."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from zenml import step
 from cryptocast import registry
 from cryptocast.config import Settings
 from cryptocast.contracts import Decision, pair_slug
-from cryptocast.evaluation import METRICS, promotion_decision
+from cryptocast.evaluation import METRICS, provenance_guard
 from cryptocast.plots import forecast_vs_actual
-from cryptocast.workflow import Candidates, evaluate_candidates, rescore
+from cryptocast.provenance import data_provenance
+from cryptocast.reports import calibration_figure
+from cryptocast.workflow import Candidates, Evaluation, decide, evaluate_candidates, rescore
 from infra.stack import TRACKER
 from infra.tracking import run_metadata, tag_run
 
@@ -24,22 +27,28 @@ class QualityGateError(RuntimeError):
     """No pair's challenger passed the quality gate: the run fails."""
 
 
-def _log_metrics(scores: pd.DataFrame) -> None:
+def _log_metrics(scores: pd.DataFrame, decision: Decision) -> None:
     metrics = {}
     for row in scores.to_dict("records"):
         for m in METRICS:
             metrics[f"{m}.{pair_slug(row['pair'])}.{row['candidate']}"] = row[m]
+    tests = {"naive": decision.pooled_naive_test, "champion": decision.pooled_champion_test}
+    tests |= {f"naive.{pair_slug(p.pair)}": p.naive_test for p in decision.pairs}
+    tests |= {f"champion.{pair_slug(p.pair)}": p.champion_test for p in decision.pairs}
+    for name, test in tests.items():
+        if test is not None:
+            metrics |= {f"dm.{name}.stat": test.stat, f"dm.{name}.p_value": test.p_value}
     mlflow.log_metrics(metrics)
 
 
-def _log_plots(backtests: pd.DataFrame, decision: Decision, cfg: Settings) -> None:
+def _log_plots(ev: Evaluation, decision: Decision, cfg: Settings) -> None:
     baseline = cfg.evaluation.baseline
     with tempfile.TemporaryDirectory() as tmp:
         for p in decision.pairs:
             shown = list(dict.fromkeys([p.challenger, baseline]))
             path = Path(tmp) / f"forecast_vs_actual_{pair_slug(p.pair)}.png"
             forecast_vs_actual(
-                backtests,
+                ev.backtests,
                 p.pair,
                 shown,
                 path,
@@ -47,41 +56,53 @@ def _log_plots(backtests: pd.DataFrame, decision: Decision, cfg: Settings) -> No
                 f"last {cfg.evaluation.window} candles",
             )
             mlflow.log_artifact(str(path), "plots")
+            path = calibration_figure(ev, p.pair, cfg, Path(tmp))
+            mlflow.log_artifact(str(path), "plots")
 
 
 @step(experiment_tracker=TRACKER)
 def evaluate(
-    clean: pd.DataFrame, candidates: Candidates, validation_report: dict, cfg: Settings
-) -> tuple[Annotated[pd.DataFrame, "scores"], Annotated[dict, "decision"]]:
-    scores, backtests = evaluate_candidates(clean, candidates, cfg)
+    clean: pd.DataFrame,
+    candidates: Candidates,
+    validation_report: dict,
+    source: dict,
+    cfg: Settings,
+) -> tuple[
+    Annotated[pd.DataFrame, "scores"],
+    Annotated[dict, "decision"],
+    Annotated[dict, "calibration"],
+]:
+    ev = evaluate_candidates(clean, candidates, cfg)
     name = cfg.deploy.model_name
+    run = data_provenance(source, cfg)
     champion_version = registry.alias_version(name)
-    champion = None
+    guard, champion = None, None
     if champion_version is not None:
-        bundle = registry.load_version_bundle(name, champion_version)
-        champion = rescore(clean, bundle.forecasters, cfg)
-        print(f"evaluate: champion v{champion_version} re-scored on this window")
-    decision = promotion_decision(
-        scores,
-        baseline=cfg.evaluation.baseline,
-        gates=cfg.gates,
-        granularity=cfg.granularity,
-        champion=champion,
-        champion_version=champion_version,
-    )
-    _log_metrics(scores)
-    _log_plots(backtests, decision, cfg)
+        guard = provenance_guard(
+            run,
+            registry.version_provenance(name, champion_version),
+            champion_version,
+            promote_backfill=cfg.gates.promote_backfill,
+        )
+        if guard.rescore:
+            bundle = registry.load_version_bundle(name, champion_version)
+            champion = rescore(clean, bundle.forecasters, cfg, "champion")
+            print(f"evaluate: champion v{champion_version} re-scored on this window")
+    decision = decide(ev, cfg, champion=champion, champion_version=champion_version, guard=guard)
+    _log_metrics(ev.scores, decision)
+    _log_plots(ev, decision, cfg)
     mlflow.log_dict(validation_report, "validation/report.json")
     mlflow.log_dict(decision.model_dump(mode="json"), "decision.json")
-    mlflow.log_text(scores.to_string(index=False), "scores.txt")
+    mlflow.log_text(ev.scores.to_string(index=False), "scores.txt")
     mlflow.log_metric("challenger_mean_mase", decision.challenger_mean_mase)
-    tag_run({"decision": decision.action})
+    tag_run({"decision": decision.action, "data_kind": run.kind})
     run_metadata({"decision": decision.model_dump(mode="json")})
-    print(scores.to_string(index=False))
+    print(ev.scores.to_string(index=False))
     print(decision.summary())
     if not decision.any_pair_passed:
         raise QualityGateError(
             "no pair's model beats the naive forecast (gates.max_mase_ratio in "
             f"configs/{cfg.granularity}.yaml); nothing is deployed.\n{decision.summary()}"
         )
-    return scores, decision.model_dump(mode="json")
+    served = {p.pair: ev.served[p.pair][p.challenger] for p in decision.pairs}
+    return ev.scores, decision.model_dump(mode="json"), served

@@ -24,6 +24,13 @@ def trigger_training(
     print(f"monitor: triggering cryptocast {' '.join(args)}", flush=True)
     rc = retrain.run_training(args)
     mlflow.set_tags({"retrain_triggered": "true", "retrain_returncode": str(rc)})
+    if rc == retrain.REJECTED_EXIT:
+        print(
+            "monitor: the triggered training found nothing better than the random walk "
+            "(REJECT); the champion and what users see stay as they are",
+            flush=True,
+        )
+        return {"triggered": True, "returncode": rc, "rejected": True, "command": args}
     if rc != 0:
         raise RuntimeError(f"the triggered training run failed (exit {rc}); see its output above")
     return {"triggered": True, "returncode": rc, "command": args}

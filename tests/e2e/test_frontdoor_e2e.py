@@ -75,6 +75,9 @@ def test_the_readme_request_answers_mixed_records(front):
     counts = {}
     for f in body["forecasts"]:
         counts[f["pair"]] = counts.get(f["pair"], 0) + 1
+        # the quantiles reach clients as an object, the interval being two of them
+        assert set(f["quantiles"]) == {"0.05", "0.1", "0.5", "0.9", "0.95"}
+        assert (f["quantiles"]["0.1"], f["quantiles"]["0.9"]) == (f["lower"], f["upper"])
     assert counts == {"BTC/USDT": 3, "ETH/USDT": 24}
     assert body["model_name"] == NAME
 

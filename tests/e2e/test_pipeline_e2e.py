@@ -81,6 +81,10 @@ def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
         "smape.ETH-USDT.nhits",
         "mae.BTC-USDT.lightgbm",
         "coverage.ETH-USDT.drift",
+        "interval_score.BTC-USDT.nhits",
+        "kupiec_p.ETH-USDT.lightgbm",
+        "dm.naive.p_value",
+        "dm.naive.BTC-USDT.stat",
     } <= set(r.data.metrics)
     assert r.data.params["cfg.horizon"] == "24"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(r.info.run_id)}
@@ -89,23 +93,35 @@ def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
     assert {Path(p.path).name for p in plots} == {
         "forecast_vs_actual_BTC-USDT.png",
         "forecast_vs_actual_ETH-USDT.png",
+        "calibration_BTC-USDT.png",
+        "calibration_ETH-USDT.png",
     }
+    decision = mlflow.artifacts.load_dict(f"runs:/{r.info.run_id}/decision.json")
+    assert decision["pooled_naive_test"]["lags"] == 0  # small config: stride = horizon
+    assert decision["gates"]["significance"] == 0.1
 
     assert registry.alias_version("cryptocast-hour") == "1"
     mv = mlflow.MlflowClient().get_model_version("cryptocast-hour", "1")
     assert mv.run_id == r.info.run_id
     assert mv.tags["zenml_run_id"] == str(run.id)
+    assert (mv.tags["data.kind"], mv.tags["data.fallback"]) == ("sample", "false")
 
     manifest = json.loads((tmp / "hour_models" / "manifest.json").read_text())
     assert manifest["model_version"] == "1"
     assert set(manifest["pairs"]) == {"BTC/USDT", "ETH/USDT"}
     assert (tmp / "hour_models" / "BTC-USDT.zip").exists()
+    calibration = manifest["pairs"]["BTC/USDT"]["calibration"]
+    assert set(calibration) == {"0.05", "0.1", "0.5", "0.9", "0.95"}
+    assert all(len(q) == 24 for q in calibration.values())
+    assert manifest["provenance"]["kind"] == "sample"
 
     from cryptocast import store
 
     rows = store.read_forecasts(store.connect(), "hour", "cryptocast-hour")
     rows = rows[rows["model_version"] == "1"]
     assert rows.groupby("pair").size().to_dict() == {"BTC/USDT": 24, "ETH/USDT": 24}
+    stored = json.loads(rows["quantiles"].iloc[0])
+    assert stored["0.1"] == pytest.approx(rows["lower"].iloc[0])
 
     svc = deployer.running("cryptocast-hour")
     assert svc is not None
@@ -125,6 +141,11 @@ def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
     assert [r["pair"] for r in rows].count("BTC/USDT") == 24
     assert len(rows) == 27
     assert {r["model_version"] for r in rows} == {"1"}
+    for r in rows:  # calibrated quantiles, in order, the interval their 0.1 and 0.9
+        q = json.loads(r["quantiles"])
+        assert list(q) == ["0.05", "0.1", "0.5", "0.9", "0.95"]
+        assert q["0.05"] <= q["0.1"] <= q["0.5"] <= q["0.9"] <= q["0.95"]
+        assert (q["0.1"], q["0.9"]) == (pytest.approx(r["lower"]), pytest.approx(r["upper"]))
     bad = requests.post(
         svc.prediction_url, timeout=30, json={"dataframe_records": [{"pair": "DOGE/USDT"}]}
     )

@@ -28,5 +28,16 @@ def test_chosen_model_does_not_regress(shared_data):
             f"exceeds the baseline {base['learned_mase']:.4f} by more than "
             f"{stored['tolerance']:.0%}"
         )
+        score_limit = base["interval_score"] * (1 + stored["tolerance"])
+        assert now["pairs"][pair]["interval_score"] <= score_limit, (
+            f"{pair}: interval score {now['pairs'][pair]['interval_score']:.4f} exceeds the "
+            f"baseline {base['interval_score']:.4f} by more than {stored['tolerance']:.0%}"
+        )
+        miss_then = abs(base["coverage"] - stored["nominal"])
+        miss_now = abs(now["pairs"][pair]["coverage"] - stored["nominal"])
+        assert miss_now <= miss_then + stored["coverage_tolerance"], (
+            f"{pair}: coverage {now['pairs'][pair]['coverage']:.3f} is further from the "
+            f"nominal {stored['nominal']:.0%} than the baseline's {base['coverage']:.3f}"
+        )
         # the naive MASE only depends on the data: it must match exactly
         assert now["pairs"][pair]["naive_mase"] == pytest.approx(base["naive_mase"], rel=1e-9)

@@ -6,7 +6,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from cryptocast.bundle import load_bundle, publish, staging_dir, write_bundle
-from cryptocast.contracts import Manifest, RequestError
+from cryptocast.contracts import Manifest, PairEntry, RequestError
 from cryptocast.forecasting import Forecaster
 from cryptocast.serving.model import CryptocastModel, parse_requests
 
@@ -243,3 +243,34 @@ def test_served_bundle_without_model_name_still_loads_and_counts(tmp_path, histo
         'cryptocast_requests_total{granularity="hour",model="unregistered",model_version="3"} 1.0'
         in text
     )
+
+
+def test_calibrated_bundle_serves_quantiles_and_an_old_one_its_gaussian_band(tmp_path, histories):
+    from cryptocast import uncertainty
+
+    steps = np.arange(1, 7)
+    table = {"0.05": [-1.6] * 6, "0.1": [-1.2] * 6, "0.5": [0.0] * 6, "0.9": [1.3] * 6,
+             "0.95": [1.7] * 6}  # fmt: skip
+    fcs = {p: Forecaster.build("drift", "drift", {}, 6, 0).fit(h) for p, h in histories.items()}
+    manifest = Manifest(
+        **MANIFEST,
+        volatility_halflife=24,
+        pairs={p: PairEntry(calibration=table) for p in histories},
+    )
+    new = load_bundle(write_bundle(tmp_path / "new", fcs, histories, manifest))
+    f = new.forecast("BTC/USDT")
+    q = [json.loads(x) for x in f["quantiles"]]
+    assert list(q[0]) == ["0.05", "0.1", "0.5", "0.9", "0.95"]
+    np.testing.assert_allclose(f["lower"], [x["0.1"] for x in q])
+    np.testing.assert_allclose(f["upper"], [x["0.9"] for x in q])
+    sigma = uncertainty.ewma_volatility(histories["BTC/USDT"], 24).iloc[-1]
+    expected = f["forecast"] * np.exp(1.3 * sigma * np.sqrt(steps))
+    np.testing.assert_allclose(f["upper"], expected)
+
+    old = load_bundle(_write(tmp_path / "old", histories))  # no calibration: before it
+    g = old.forecast("BTC/USDT")
+    assert set(g["quantiles"]) == {"{}"}
+    sigma = uncertainty.volatility(histories["BTC/USDT"], 48).iloc[-1]
+    lo, hi = uncertainty.gaussian_band(g["forecast"], uncertainty.spread(sigma, steps), 0.8)
+    np.testing.assert_allclose(g["lower"], lo)
+    np.testing.assert_allclose(g["upper"], hi)

@@ -50,7 +50,7 @@ def test_metrics_table_of_a_manifest(tmp_path):
     )
     assert out.exit_code == 0, out.output
     assert "### cli-test v4 (hour, data: files)" in out.output
-    assert "| BTC/USDT | drift | 0.9123 | 1.0000 | 1.500 | 12 | 0.80 |" in out.output
+    assert "| BTC/USDT | drift | 0.9123 | 1.0000 | 1.500 | 12 | 0.80 | - |" in out.output
     assert out_file.read_text() in out.output
 
 
@@ -68,3 +68,49 @@ def test_manifest_paths_do_not_depend_on_the_working_directory(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     assert settings("hour").deploy.models_dir == ROOT / "models" / "hour_models"
     assert settings("day").data.cache_dir == ROOT / "data" / "cache"
+
+
+def _failing_training(monkeypatch, rejected: bool):
+    import cli.common
+    import infra.stack
+    import pipelines.training
+    from infra import retrain
+
+    def fail(*_a, **_k):
+        raise RuntimeError("Pipeline run has failed due to failure in step(s): evaluate")
+
+    monkeypatch.setattr(pipelines.training, "run_training", fail)
+    monkeypatch.setattr(infra.stack, "ensure_stack", lambda: [])
+    monkeypatch.setattr(retrain, "rejected_since", lambda cfg, started_ms: rejected)
+    monkeypatch.setattr(cli.common, "granularity_lock", lambda cfg, what: _NoLock())
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_a_rejected_training_run_exits_3_with_a_message(monkeypatch):
+    from infra.retrain import REJECTED_EXIT
+
+    _failing_training(monkeypatch, rejected=True)
+    out = CliRunner().invoke(cli, ["train", "--gran", "hour", "--data", "sample"])
+    assert out.exit_code == REJECTED_EXIT == 3
+    assert "REJECTED" in out.output
+    assert "nothing was deployed" in out.output
+
+
+def test_a_crashed_training_run_exits_1(monkeypatch):
+    _failing_training(monkeypatch, rejected=False)
+    out = CliRunner().invoke(cli, ["train", "--gran", "hour", "--data", "sample"])
+    assert out.exit_code == 1
+    assert "FAILED" in out.output
+
+
+def test_promote_backfill_needs_a_backfill_run():
+    out = CliRunner().invoke(cli, ["train", "--gran", "hour", "--promote-backfill"])
+    assert out.exit_code == 2
+    assert "only applies to a backfill run (--until)" in out.output

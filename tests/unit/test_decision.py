@@ -1,108 +1,197 @@
+"""The promotion decision: quality gate, leakage alarm, provenance guards, and a champion
+replaced only by a gain that is large enough and not noise."""
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from cryptocast.config import Gates
-from cryptocast.evaluation import best_learned, promotion_decision
+from cryptocast.contracts import Provenance
+from cryptocast.evaluation import best_learned, naive_tests, promotion_decision, provenance_guard
+
+ORIGINS = pd.date_range("2021-01-01", periods=120, freq="6h", tz="UTC")
+GATES = Gates(max_mase_ratio=1.0, min_improvement=0.02, significance=0.10, leakage_floor=0.5)
 
 
-def scores(**mase):
-    """scores(BTC={"naive": 1.0, "lgbm": 0.9}, ETH={...})"""
-    rows = [
-        {"pair": f"{p}/USDT", "candidate": c, "mase": m}
-        for p, cands in mase.items()
-        for c, m in cands.items()
-    ]
-    return pd.DataFrame(rows)
+def _losses(mase: float, seed: int, noise: float) -> np.ndarray:
+    """Per-origin losses with mean exactly ``mase``."""
+    e = np.random.default_rng(seed).normal(0, noise, len(ORIGINS))
+    return mase + e - e.mean()
 
 
-def champ(**mase):
-    return pd.DataFrame([{"pair": f"{p}/USDT", "mase": m} for p, m in mase.items()])
+def evaluation(noise: float = 0.05, **mase):
+    """(scores, losses) from evaluation(BTC={"naive": 1.0, "lgbm": 0.9}, ETH={...}).
+    Candidates share one noise path per pair, so differences are the means (plus noise
+    of a candidate-specific seed when ``noise`` is large)."""
+    scores, losses = [], []
+    for i, (p, cands) in enumerate(mase.items()):
+        for j, (c, m) in enumerate(cands.items()):
+            scores.append({"pair": f"{p}/USDT", "candidate": c, "mase": m})
+            loss = _losses(m, 100 * i, 1.0) + _losses(0, 100 * i + j + 1, noise)
+            losses.append(
+                pd.DataFrame({"pair": f"{p}/USDT", "candidate": c, "origin": ORIGINS, "loss": loss})
+            )
+    return pd.DataFrame(scores), pd.concat(losses, ignore_index=True)
 
 
-GATES = Gates(max_mase_ratio=1.0, min_improvement=0.02)
-S = scores(
+def champion(**mase):
+    """The champion's (scores, losses): per pair, named 'champion'."""
+    return evaluation(**{p: {"champion": m} for p, m in mase.items()})
+
+
+def decide(ev, champ=None, version="3", gates=GATES, guard=None):
+    scores, losses = ev
+    return promotion_decision(
+        scores,
+        losses,
+        baseline="naive",
+        gates=gates,
+        granularity="hour",
+        lags=3,
+        champion_scores=None if champ is None else champ[0],
+        champion_losses=None if champ is None else champ[1],
+        champion_version=None if champ is None else version,
+        guard=guard,
+    )
+
+
+S = evaluation(
     BTC={"naive": 1.0, "lgbm": 0.90, "nhits": 0.95}, ETH={"naive": 2.0, "lgbm": 1.90, "nhits": 2.10}
 )
 
 
 def test_best_learned_excludes_the_baseline():
-    best = best_learned(scores(BTC={"naive": 0.5, "lgbm": 0.9}), "naive")
-    assert best.to_dict() == {"BTC/USDT": "lgbm"}
+    s, _ = evaluation(BTC={"naive": 0.5, "lgbm": 0.9})
+    assert best_learned(s, "naive").to_dict() == {"BTC/USDT": "lgbm"}
 
 
 def test_first_run_promotes_when_gate_holds():
-    d = promotion_decision(S, baseline="naive", gates=GATES, granularity="hour")
+    d = decide(S)
     assert d.action == "promote"
     assert {p.pair: p.challenger for p in d.pairs} == {"BTC/USDT": "lgbm", "ETH/USDT": "lgbm"}
     assert d.challenger_mean_mase == pytest.approx((0.9 + 1.9) / 2)
+    assert d.learned_candidates == 2
+    assert d.pooled_naive_test.p_value < 0.01
 
 
 def test_pair_worse_than_naive_serves_naive():
-    s = scores(BTC={"naive": 1.0, "lgbm": 0.9}, ETH={"naive": 2.0, "lgbm": 2.02})
-    d = promotion_decision(s, baseline="naive", gates=GATES, granularity="hour")
-    assert d.action == "promote"
+    d = decide(evaluation(BTC={"naive": 1.0, "lgbm": 0.9}, ETH={"naive": 2.0, "lgbm": 2.02}))
     eth = next(p for p in d.pairs if p.pair == "ETH/USDT")
-    assert eth.challenger == "naive"
-    assert not eth.passed_gate
-    assert eth.mase == 2.0
+    assert (d.action, eth.challenger, eth.passed_gate, eth.mase) == ("promote", "naive", False, 2.0)
     assert eth.mase_ratio == pytest.approx(1.01)
+    assert eth.naive_test.mean_diff == pytest.approx(0.02)
     assert any("serving the naive" in r for r in eth.reasons)
 
 
 def test_reject_when_no_pair_beats_naive():
-    s = scores(BTC={"naive": 1.0, "lgbm": 1.2}, ETH={"naive": 2.0, "lgbm": 2.5})
-    d = promotion_decision(s, baseline="naive", gates=GATES, granularity="day")
+    d = decide(evaluation(BTC={"naive": 1.0, "lgbm": 1.2}, ETH={"naive": 2.0, "lgbm": 2.5}))
     assert d.action == "reject"
     assert not d.any_pair_passed
 
 
-def test_gate_tolerance_is_configurable():
-    s = scores(BTC={"naive": 1.0, "lgbm": 1.01})
-    assert (
-        promotion_decision(
-            s, baseline="naive", gates=Gates(max_mase_ratio=1.02), granularity="hour"
-        ).action
-        == "promote"
-    )
+def test_leakage_alarm_keeps_the_champion_and_says_why():
+    d = decide(evaluation(BTC={"naive": 1.0, "lgbm": 0.4}))
+    assert d.action == "keep"
+    assert d.pairs[0].suspicious
+    assert "leakage alarm" in d.reasons[0]
 
 
 @pytest.mark.parametrize(
-    ("gates", "champion", "version", "action", "reason"),
+    ("champ_mase", "noise", "action", "words"),
     [
-        # not better than the champion by the margin: keep
-        (GATES, champ(BTC=0.91, ETH=1.91), "3", "keep", "champion v3"),
-        # better by the margin: promote
-        (GATES, champ(BTC=1.0, ETH=2.0), "3", "promote", "< champion v3"),
-        # identical to the champion, with no margin required: keep
-        (Gates(min_improvement=0.0), champ(BTC=0.9, ETH=1.9), "1", "keep", "champion v1"),
-        # the champion does not serve a pair: replaced
-        (GATES, champ(BTC=0.5), "2", "promote", "does not serve ['ETH/USDT']"),
+        ({"BTC": 1.0, "ETH": 2.0}, 0.05, "promote", "a real improvement"),
+        ({"BTC": 0.905, "ETH": 1.905}, 0.05, "keep", "too small"),
+        # a large gain on paper, but the losses are so noisy it could be chance
+        ({"BTC": 1.0, "ETH": 2.0}, 3.0, "keep", "not significant"),
     ],
-    ids=["keep-within-margin", "promote-beyond-margin", "keep-identical", "champion-misses-pair"],
+    ids=["significant-and-large", "too-small", "noise"],
 )
-def test_against_the_champion(gates, champion, version, action, reason):
-    d = promotion_decision(
-        S,
-        baseline="naive",
-        gates=gates,
-        granularity="hour",
-        champion=champion,
-        champion_version=version,
-    )
+def test_against_the_champion(champ_mase, noise, action, words):
+    ev = evaluation(noise=noise, BTC={"naive": 1.0, "lgbm": 0.9}, ETH={"naive": 2.0, "lgbm": 1.9})
+    d = decide(ev, champion(**champ_mase))
     assert d.action == action
-    assert reason in d.reasons[0]
-    assert d.champion_version == version
+    assert words in d.reasons[0]
+    assert d.pooled_champion_test is not None
+    assert d.p_value_adjusted == pytest.approx(min(1.0, d.pooled_champion_test.p_value * 1))
+    assert all(p.champion_test is not None for p in d.pairs)
 
 
-def test_champion_mean_is_over_the_common_pairs():
-    d = promotion_decision(
-        S, baseline="naive", gates=GATES, granularity="hour", champion=champ(BTC=0.91, ETH=1.91)
-    )
-    assert d.champion_mean_mase == pytest.approx(1.41)
+def test_champion_missing_a_pair_is_replaced():
+    d = decide(S, champion(BTC=0.5))
+    assert d.action == "promote"
+    assert "does not serve ['ETH/USDT']" in d.reasons[0]
 
 
-def test_summary_mentions_every_pair():
-    text = promotion_decision(S, baseline="naive", gates=GATES, granularity="hour").summary()
+def test_bonferroni_counts_the_learned_candidates():
+    d = decide(S, champion(BTC=0.93, ETH=1.93))
+    assert d.p_value_adjusted == pytest.approx(min(1.0, 2 * d.pooled_champion_test.p_value))
+
+
+REAL = Provenance(kind="files")
+SAMPLE = Provenance(kind="sample")
+
+
+@pytest.mark.parametrize(
+    ("run", "champ", "backfill_ok", "rescore", "blocked"),
+    [
+        (SAMPLE, REAL, False, False, "neither replaced by nor re-scored"),
+        (
+            Provenance(kind="exchange", fallback=False),
+            Provenance(kind="files"),
+            False,
+            False,
+            "not comparable",
+        ),
+        (
+            Provenance(kind="sample", fallback=True),
+            Provenance(kind="exchange"),
+            False,
+            False,
+            "(a fallback)",
+        ),
+        (Provenance(kind="scenario"), REAL, False, False, "scenario data"),
+        (Provenance(kind="files", until="2021-01-01"), REAL, False, False, "backfill run"),
+        (Provenance(kind="files", until="2021-01-01"), REAL, True, True, None),
+        (REAL, SAMPLE, False, False, None),
+        (REAL, REAL, False, True, None),
+        (SAMPLE, SAMPLE, False, True, None),
+    ],
+)
+def test_provenance_guard(run, champ, backfill_ok, rescore, blocked):
+    g = provenance_guard(run, champ, "2", promote_backfill=backfill_ok)
+    assert g.rescore == rescore
+    if blocked is None:
+        assert g.blocked is None
+    else:
+        assert blocked in g.blocked
+
+
+def test_guard_keeps_the_champion_and_is_recorded():
+    guard = provenance_guard(SAMPLE, REAL, "2", promote_backfill=False)
+    d = decide(S, guard=guard)
+    assert d.action == "keep"
+    assert d.reasons[0].startswith("provenance guard:")
+    assert d.guard == guard.blocked
+
+
+def test_first_run_has_no_guard():
+    assert provenance_guard(SAMPLE, None, None, promote_backfill=False).blocked is None
+
+
+def test_provenance_round_trips_through_registry_tags():
+    p = Provenance(kind="exchange", fallback=True, until="2021-01-01T00:00:00+00:00", first="a")
+    assert Provenance.from_tags(p.tags()) == p
+    assert Provenance.from_tags({"data_source": "binance"}).kind == "exchange"  # older versions
+
+
+def test_naive_tests_cover_every_candidate_and_the_pool():
+    t = naive_tests(S[1], "naive", 3)
+    assert set(t["candidate"]) == {"lgbm", "nhits"}
+    assert set(t["pair"]) == {"BTC/USDT", "ETH/USDT", "pooled"}
+
+
+def test_summary_mentions_every_pair_and_the_tests():
+    text = decide(S).summary()
     assert "PROMOTE" in text
-    assert "BTC/USDT" in text
     assert "ETH/USDT" in text
+    assert "DM vs naive p=" in text

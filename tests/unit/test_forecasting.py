@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptocast.forecasting import CANDIDATES, Forecaster, interval
+from cryptocast.forecasting import CANDIDATES, Forecaster
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +55,20 @@ def test_naive_backtest_is_the_last_close(close):
     np.testing.assert_allclose(bt["forecast"], last_close)
 
 
-def test_interval_widens_with_the_horizon(close):
-    point = np.full(5, 100.0)
-    lo, hi = interval(point, close, width=0.8, lookback=100)
-    assert (lo < point).all()
-    assert (hi > point).all()
-    assert np.all(np.diff(hi - lo) > 0)
-    sigma = np.log(close.iloc[-101:]).diff().std()
-    assert hi[0] == pytest.approx(100 * np.exp(1.2815515655 * sigma), rel=1e-6)
+def test_multi_series_model_is_fitted_once_on_every_pair(close, tmp_path):
+    other = close * np.exp(np.random.default_rng(5).normal(0, 0.02, len(close))).cumprod() * 30
+    closes = {"A/USDT": close.iloc[:-48], "B/USDT": other.iloc[:-48]}
+    fitted = Forecaster.fit_many("g", "lightgbm_global", {"lags": 12, "n_estimators": 20}, 6, 1,
+                                 closes)  # fmt: skip
+    a, b = fitted["A/USDT"], fitted["B/USDT"]
+    assert a.model is b.model  # one model ...
+    assert a.state != b.state  # ... each pair standardised by its own returns
+    assert Forecaster.multi_series("lightgbm_global")
+    assert not Forecaster.multi_series("lightgbm")
+    # the calendar covariates are computed from the index at predict time: any history works
+    path = b.predict(other)
+    assert path.shape == (6,)
+    assert np.isfinite(path).all()
+    assert len(b.backtest(other, window=48, stride=6)) == 48
+    loaded = Forecaster.load(b.save(tmp_path / "b.zip"))
+    np.testing.assert_allclose(loaded.predict(other), path, rtol=1e-9)

@@ -18,7 +18,7 @@ class Offline:
 
 def _cfg(**over):
     raw = raw_config("hour")
-    raw["data"]["history"] = 3000
+    raw["data"]["history"] = 4200
     raw["data"]["cache_dir"] = "/tmp/cryptocast-test-cache"
     return apply_overrides(raw, **over)
 
@@ -32,7 +32,7 @@ def test_auto_falls_back_to_sample_without_retrying(caplog):
     assert Offline.calls == 1  # offline machines do not wait for backoff
     assert "FALLING BACK" in caplog.text
     assert set(loaded.frame["pair"]) == {"BTC/USDT", "ETH/USDT"}
-    assert loaded.frame.groupby("pair").size().eq(3000).all()
+    assert loaded.frame.groupby("pair").size().eq(4200).all()
 
 
 def test_binance_source_never_falls_back():
@@ -66,7 +66,7 @@ def test_until_keeps_the_history_before_it(tmp_path):
     frame.to_csv(tmp_path / "btc.csv", index=False)
     raw = raw_config("hour")
     raw["data"]["history"] = 100
-    raw["evaluation"]["window"] = 24
+    raw["evaluation"].update(window=24, calibration_window=24)
     raw["validation"]["min_history"] = 50
     until = frame["timestamp"].iloc[199]
     cfg = apply_overrides(

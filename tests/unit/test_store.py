@@ -142,3 +142,32 @@ def postgres_url():
 
 def test_postgres_store(postgres_url):
     check_store(postgres_url)
+
+
+def test_a_database_from_before_quantiles_gains_the_column_and_keeps_its_rows(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the table as an older version created it
+        db.execute(
+            "CREATE TABLE forecasts (granularity VARCHAR(16), model_name VARCHAR(64), "
+            "pair VARCHAR(32), model_version VARCHAR(16), origin DATETIME, "
+            "target_time DATETIME, step INTEGER NOT NULL, forecast FLOAT NOT NULL, "
+            "lower FLOAT, upper FLOAT, run_id VARCHAR(64), issued_at DATETIME NOT NULL, "
+            "PRIMARY KEY (granularity, model_name, pair, model_version, origin, target_time))"
+        )
+        db.execute(
+            "INSERT INTO forecasts VALUES ('hour', 'm', 'BTC/USDT', '1', "
+            "'2024-01-01 00:00:00', '2024-01-01 01:00:00', 1, 100.0, 95.0, 105.0, 'r', "
+            "'2024-01-01 00:00:00')"
+        )
+    engine = store.connect(f"sqlite:///{path}")
+    assert store.migrate(engine) == []  # connect() already added it: idempotent
+    old = store.read_forecasts(engine, "hour", "m")
+    assert len(old) == 1
+    assert old["quantiles"].isna().all()
+    new = frame(version="2").assign(quantiles='{"0.1": 95.0, "0.9": 105.0}')
+    store.write_forecasts(engine, new, granularity="hour", model_name="m")
+    rows = store.read_forecasts(engine, "hour", "m").set_index("model_version")
+    assert rows.loc["1", "quantiles"] is None or pd.isna(rows.loc["1", "quantiles"])
+    assert (rows.loc["2", "quantiles"] == '{"0.1": 95.0, "0.9": 105.0}').all()

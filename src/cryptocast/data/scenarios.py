@@ -4,6 +4,7 @@ given a shifted distribution (returns scaled, volume scaled).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,15 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.contracts import pair_slug, to_ohlcv
+
+# Written beside what-if files; a files run whose directory holds it is a "scenario" run.
+MARKER = "SCENARIO.json"
+
+
+def scenario_of(directory: Path) -> dict | None:
+    """The what-if settings :func:`write_shifted` left in ``directory``, if any."""
+    path = Path(directory) / MARKER
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def shifted(
@@ -71,10 +81,13 @@ def write_shifted(
     volume_scale: float = 1.0,
 ) -> list[ShiftedFile]:
     """:func:`shifted` candles written to ``out/<PAIR>.csv`` (canonical columns, ISO UTC
-    timestamps), one file per pair."""
+    timestamps), one file per pair, and the :data:`MARKER` file that makes runs on them
+    what-if data (they never replace a champion trained on real data)."""
     frame = shifted(candles, after=after, return_scale=return_scale, volume_scale=volume_scale)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    marker = {"after": str(after), "return_scale": return_scale, "volume_scale": volume_scale}
+    (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     written = []
     for pair, g in frame.groupby("pair"):
         path = out / f"{pair_slug(pair)}.csv"

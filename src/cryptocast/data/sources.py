@@ -14,6 +14,7 @@ from cryptocast.contracts import to_ohlcv
 from cryptocast.data import binance
 from cryptocast.data.files import read_directory
 from cryptocast.data.sample import synthetic_candles
+from cryptocast.data.scenarios import scenario_of
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ def _load(
             "skipped": scan.skipped,
             "cdd_overlap_superseded": scan.superseded,
         }
+        if (scenario := scenario_of(cfg.data.data_dir)) is not None:
+            details["scenario"] = scenario
         return Loaded(frame, source="files", requested=source, details=details)
     # binance or auto
     retries = None if source == "binance" or cfg.data.strict else 0

@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    create_model,
+    field_validator,
+)
 
 from cryptocast.config import Settings
 
@@ -41,8 +49,20 @@ class ForecastPoint(BaseModel):
     target_time: str = Field(description="Open time of the candle forecast (ISO 8601, UTC).")
     step: int = Field(description="Candles after the origin.")
     forecast: float
-    lower: float = Field(description="Lower bound of the central interval.")
-    upper: float = Field(description="Upper bound of the central interval.")
+    lower: float = Field(description="Lower bound of the central interval (a quantile).")
+    upper: float = Field(description="Upper bound of the central interval (a quantile).")
+    quantiles: dict[str, float] = Field(
+        default_factory=dict,
+        description="Calibrated quantiles: level -> price, e.g. {'0.05': ..., '0.95': ...}. "
+        "Empty for models trained before calibration (lower/upper are then a Gaussian band).",
+        examples=[{"0.05": 61950.0, "0.1": 62410.5, "0.5": 63120.2, "0.9": 63800.7}],
+    )
+
+    @field_validator("quantiles", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        """Model servers send the quantiles as JSON text (one MLflow string column)."""
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class ForecastResponse(BaseModel):
