@@ -36,7 +36,7 @@ def test_offline_and_backfill_runs_never_replace_a_real_data_champion(shared_dat
     assert registry.version_provenance(NAME, champion).kind == "files"
     for test in [real["pooled_naive_test"], *(p["naive_test"] for p in real["pairs"])]:
         assert {"stat", "p_value", "mean_diff", "lags", "n"} <= set(test)
-        assert test["lags"] == 6  # 7-day forecasts, one origin a day
+        assert test["lags"] == 0  # the small config: 7-day forecasts every 7 days
 
     offline = _decision(run_pipeline(cfg, source="sample"))
     assert offline["action"] == "keep"

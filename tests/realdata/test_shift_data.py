@@ -18,7 +18,7 @@ def test_shift_data_cli_on_the_real_files(shared_data, tmp_path):
     assert out.exit_code == 0, out.output
     assert "48 after 2021-04-01" in out.output
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["BTC-USDT.csv", "ETH-USDT.csv"]
+    assert files == ["BTC-USDT.csv", "ETH-USDT.csv", "SCENARIO.json"]  # marked as a what-if
     g = pd.read_csv(tmp_path / "BTC-USDT.csv", parse_dates=["timestamp"])
     assert g["timestamp"].iloc[-1] == pd.Timestamp("2021-04-03", tz="UTC")
     r = np.log(g["close"]).diff()
