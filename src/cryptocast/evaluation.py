@@ -274,7 +274,13 @@ def promotion_decision(
             "automatically (check the features, then make promote VERSION=... by hand)",
         )
     if not common:
-        return decide("promote", f"no champion to compare with; learned models pass for {passed}")
+        if champion_version is None:
+            return decide("promote", f"no champion yet; learned models pass for {passed}")
+        return decide(
+            "promote",
+            f"champion v{champion_version} is not compared on this data (below); learned "
+            f"models pass for {passed}",
+        )
     if len(common) < len(pairs):
         missing = [p.pair for p in pairs if p.champion_mase is None]
         return decide("promote", f"champion v{champion_version} does not serve {missing}")

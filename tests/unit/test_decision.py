@@ -195,3 +195,12 @@ def test_summary_mentions_every_pair_and_the_tests():
     assert "PROMOTE" in text
     assert "ETH/USDT" in text
     assert "DM vs naive p=" in text
+
+
+def test_a_champion_of_other_data_is_named_not_called_absent():
+    guard = provenance_guard(REAL, SAMPLE, "1", promote_backfill=False)
+    d = promotion_decision(*S, baseline="naive", gates=GATES, granularity="hour", lags=3,
+                           champion_version="1", guard=guard)  # fmt: skip
+    assert d.action == "promote"
+    assert d.reasons[0].startswith("champion v1 is not compared on this data")
+    assert "real data replaces it" in d.reasons[1]
