@@ -133,8 +133,9 @@ def provenance_guard(
 
 
 # -- the decision -----------------------------------------------------------------------
-def _test(a: pd.Series, b: pd.Series, lags: int) -> DMTest:
-    return DMTest(**significance.dm_test(significance.loss_differential(a, b), lags).to_dict())
+def _dm(differential: pd.Series, lags: int) -> DMTest:
+    """The decision record's form of :func:`significance.dm_test`."""
+    return DMTest(**significance.dm_test(differential, lags).to_dict())
 
 
 def _series(losses: pd.DataFrame, pair: str, candidate: str) -> pd.Series:
@@ -219,7 +220,7 @@ def promotion_decision(
                 _series(losses, pair, chosen), _series(champion_losses, pair, "champion")
             )
             vs_champion[pair] = d
-            champion_test = DMTest(**significance.dm_test(d, lags).to_dict())
+            champion_test = _dm(d, lags)
         pairs.append(
             PairDecision(
                 pair=pair,
@@ -230,7 +231,7 @@ def promotion_decision(
                 mase_ratio=ratio,
                 champion_mase=champ_m,
                 suspicious=suspicious,
-                naive_test=DMTest(**significance.dm_test(d_naive, lags).to_dict()),
+                naive_test=_dm(d_naive, lags),
                 champion_test=champion_test,
                 reasons=reasons,
             )
@@ -239,7 +240,7 @@ def promotion_decision(
     mean_new = float(np.mean([p.mase for p in pairs]))
     common = [p for p in pairs if p.champion_mase is not None]
     mean_champ = float(np.mean([p.champion_mase for p in common])) if common else None
-    pooled_naive = significance.dm_test(significance.pooled(vs_naive), lags)
+    pooled_naive = _dm(significance.pooled(vs_naive), lags)
     base = {
         "granularity": granularity,
         "pairs": pairs,
@@ -249,7 +250,7 @@ def promotion_decision(
         "any_pair_passed": bool(passed),
         "gates": gates.model_dump(),
         "learned_candidates": n_learned,
-        "pooled_naive_test": DMTest(**pooled_naive.to_dict()),
+        "pooled_naive_test": pooled_naive,
         "guard": None if guard is None else (guard.blocked or guard.note),
     }
     notes = [guard.note] if guard is not None and guard.note else []
@@ -284,10 +285,10 @@ def promotion_decision(
     if len(common) < len(pairs):
         missing = [p.pair for p in pairs if p.champion_mase is None]
         return decide("promote", f"champion v{champion_version} does not serve {missing}")
-    test = significance.dm_test(significance.pooled(vs_champion), lags)
+    test = _dm(significance.pooled(vs_champion), lags)
     p_adj = significance.bonferroni(test.p_value, n_learned)
     gain = 1 - mean_new / mean_champ
-    extra = {"pooled_champion_test": DMTest(**test.to_dict()), "p_value_adjusted": p_adj}
+    extra = {"pooled_champion_test": test, "p_value_adjusted": p_adj}
     words = (
         f"challenger mean MASE {mean_new:.4f} vs champion v{champion_version} "
         f"{mean_champ:.4f}: {gain:+.2%} (needed {gates.min_improvement:.1%}), pooled DM "

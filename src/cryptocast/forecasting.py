@@ -42,7 +42,6 @@ class Built:
     model: Any  # darts ForecastingModel
     space: str
     global_model: bool  # predicts from any history (True) or refits per origin (False)
-    multi_series: bool = False  # one model fitted on every pair of the run at once
 
 
 def _naive(params: dict, horizon: int, seed: int) -> Built:
@@ -86,7 +85,7 @@ def _lightgbm_global(params: dict, horizon: int, seed: int) -> Built:
         horizon,
         seed,
     )
-    return Built(built.model, built.space, True, multi_series=True)
+    return built
 
 
 def _quiet_lightning() -> None:
@@ -139,6 +138,8 @@ CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
     "nhits": _torch("NHiTSModel", {"num_blocks": 1, "layer_widths": 64}),
     "tide": _torch("TiDEModel", {"hidden_size": 64}),
 }
+# kinds fitted once on every pair of a run (Forecaster.fit_many), not pair by pair
+MULTI_SERIES: frozenset[str] = frozenset({"lightgbm_global"})
 
 
 def _to_darts(values: pd.Series):
@@ -230,7 +231,7 @@ class Forecaster:
     @staticmethod
     def multi_series(kind: str) -> bool:
         """Whether candidates of ``kind`` are fitted on all pairs at once (:meth:`fit_many`)."""
-        return kind in CANDIDATES and CANDIDATES[kind]({}, 1, 0).multi_series
+        return kind in MULTI_SERIES
 
     def predict(self, history: pd.Series, n: int | None = None) -> np.ndarray:
         """Price path for the ``n`` candles after ``history`` (default: the horizon)."""
