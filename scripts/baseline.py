@@ -34,6 +34,7 @@ SETUP = {
     "window": 240,
     "stride": 24,
     "calibration_window": 480,
+    "nhits_validation": 120,  # candles held out for early stopping (780 are fitted)
     "end": "2021-06-10T00:00:00+00:00",
 }
 
@@ -54,6 +55,7 @@ def measure(data_dir: Path = DATA) -> dict:
         stride=SETUP["stride"],
         calibration_window=SETUP["calibration_window"],
     )
+    raw["candidates"]["nhits"]["params"]["validation"] = SETUP["nhits_validation"]
     cfg = apply_overrides(raw, source="files", data_dir=str(data_dir), pairs=SETUP["pairs"])
     frame = load_ohlcv(cfg).frame
     end = pd.Timestamp(SETUP["end"])

@@ -21,7 +21,7 @@ import os
 import shutil
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,8 @@ HISTORY = "history.parquet"
 class Bundle:
     manifest: Manifest
     forecasters: dict[str, Forecaster]
-    histories: dict[str, pd.Series]
+    histories: dict[str, pd.Series]  # close prices
+    volumes: dict[str, pd.Series] = field(default_factory=dict)  # bundles since past covariates
 
     @property
     def pairs(self) -> list[str]:
@@ -62,10 +63,13 @@ class Bundle:
         """Forecast frame for ``pair`` from the end of its history, or of ``candles``
         (recent OHLCV rows that continue the history) when given."""
         horizon = self.checked_horizon(pair, horizon)
-        history = self.histories[pair]
+        history, volume = self.histories[pair], self.volumes.get(pair)
         if candles is not None:
-            history = self.condition(pair, candles)
-        point = self.forecasters[pair].predict(history, horizon)
+            history, volume = self.condition(pair, candles)
+        fc = self.forecasters[pair]
+        volumes = self.volumes | ({pair: volume} if volume is not None else {})
+        covariates = fc.covariate_frame(pair, self.histories | {pair: history}, volumes)
+        point = fc.predict(history, horizon, covariates)
         lo, hi, quantiles = self.bands(pair, point, history)
         step = pd.Timedelta(self.manifest.freq)
         origin = history.index[-1]
@@ -116,8 +120,9 @@ class Bundle:
             raise RequestError(f"horizon {horizon} exceeds the maximum {max_h}")
         return horizon
 
-    def condition(self, pair: str, candles: pd.DataFrame) -> pd.Series:
-        """The stored close history with ``candles`` appended (overlaps replaced).
+    def condition(self, pair: str, candles: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """The stored close and volume histories with ``candles`` appended (overlaps
+        replaced).
 
         ``candles`` must follow the OHLCV contract and the manifest's validation rules
         (no gap filling here), and must continue the history without a gap."""
@@ -148,7 +153,8 @@ class Bundle:
                 f"candles are off the model's {self.manifest.freq} grid: the first given is "
                 f"{first}, the history's last candle is {history.index[-1]}"
             )
-        new = pd.Series(frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["timestamp"]))
+        times = pd.DatetimeIndex(frame["timestamp"])
+        new = pd.Series(frame["close"].to_numpy(), index=times)
         kept = history[history.index < first]
         if len(kept):
             jump = abs(float(np.log(new.iloc[0] / kept.iloc[-1])))
@@ -159,12 +165,17 @@ class Bundle:
                     f"(|log return| {jump:.2f} > {rules.max_abs_log_return}); a forecast is "
                     "not computed on them"
                 )
-        return pd.concat([kept, new])
+        volume = self.volumes.get(pair, pd.Series(np.nan, index=history.index))
+        new_volume = pd.Series(frame["volume"].to_numpy(dtype="float64"), index=times)
+        return pd.concat([kept, new]), pd.concat([volume[volume.index < first], new_volume])
 
 
-def _history_bytes(history: pd.Series) -> bytes:
+def _history_bytes(history: pd.Series, volume: pd.Series | None) -> bytes:
+    frame = history.rename("close").to_frame()
+    if volume is not None:
+        frame["volume"] = volume.reindex(history.index).to_numpy(dtype="float64")
     buf = io.BytesIO()
-    history.rename("close").to_frame().to_parquet(buf)
+    frame.to_parquet(buf)
     return buf.getvalue()
 
 
@@ -173,8 +184,10 @@ def write_bundle(
     forecasters: dict[str, Forecaster],
     histories: dict[str, pd.Series],
     manifest: Manifest,
+    volumes: dict[str, pd.Series] | None = None,
 ) -> Path:
-    """Write a bundle into ``directory`` (created; must not exist)."""
+    """Write a bundle into ``directory`` (created; must not exist): per pair its
+    forecaster, its close history and (past covariates) its volume history."""
     directory = Path(directory)
     directory.mkdir(parents=True)
     pairs = {}
@@ -182,7 +195,7 @@ def write_bundle(
         path = directory / f"{pair_slug(pair)}.zip"
         fc.save(path)
         with zipfile.ZipFile(path, "a") as zf:
-            zf.writestr(HISTORY, _history_bytes(histories[pair]))
+            zf.writestr(HISTORY, _history_bytes(histories[pair], (volumes or {}).get(pair)))
         known = manifest.pairs.get(pair, PairEntry()).model_dump(exclude_unset=True)
         pairs[pair] = PairEntry(file=path.name, candidate=fc.name, kind=fc.kind, **known)
     full = manifest.model_copy(update={"pairs": pairs})
@@ -234,7 +247,17 @@ def load_bundle(directory: Path) -> Bundle:
         raise FileNotFoundError(f"no model bundle at {directory} (missing {MANIFEST})")
     manifest = Manifest.model_validate_json(manifest_path.read_text())
     forecasters = {p: Forecaster.load(directory / e.file) for p, e in manifest.pairs.items()}
-    return Bundle(manifest, forecasters, load_histories(directory, manifest))
+    frames = _history_frames(directory, manifest)
+    volumes = {p: f["volume"] for p, f in frames.items() if "volume" in f}
+    return Bundle(manifest, forecasters, {p: f["close"] for p, f in frames.items()}, volumes)
+
+
+def _history_frames(directory: Path, manifest: Manifest) -> dict[str, pd.DataFrame]:
+    out = {}
+    for pair, entry in manifest.pairs.items():
+        with zipfile.ZipFile(directory / entry.file) as zf:
+            out[pair] = pd.read_parquet(io.BytesIO(zf.read(HISTORY)))
+    return out
 
 
 def load_histories(directory: Path, manifest: Manifest | None = None) -> dict[str, pd.Series]:
@@ -242,8 +265,4 @@ def load_histories(directory: Path, manifest: Manifest | None = None) -> dict[st
     directory = Path(directory)
     if manifest is None:
         manifest = Manifest.model_validate_json((directory / MANIFEST).read_text())
-    histories = {}
-    for pair, entry in manifest.pairs.items():
-        with zipfile.ZipFile(directory / entry.file) as zf:
-            histories[pair] = pd.read_parquet(io.BytesIO(zf.read(HISTORY)))["close"]
-    return histories
+    return {p: f["close"] for p, f in _history_frames(directory, manifest).items()}

@@ -19,13 +19,11 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import shutil
 import tempfile
 import warnings
-import weakref
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,8 @@ class Built:
     model: Any  # darts ForecastingModel
     space: str
     global_model: bool  # predicts from any history (True) or refits per origin (False)
+    validation: int = 0  # candles at the end of the fitting data kept for early stopping
+    covariates: bool = False  # takes past covariates (see past_covariates)
 
 
 def _naive(params: dict, horizon: int, seed: int) -> Built:
@@ -75,7 +75,8 @@ def _lightgbm_global(params: dict, horizon: int, seed: int) -> Built:
     """One LightGBM model for all pairs of a granularity (Darts' global models take a list
     of series), each pair's returns standardised by its own mean and deviation, with the
     position in the day and week as future covariates (Darts computes these encoders from
-    the time index, at fit and at predict time, so a request needs nothing more)."""
+    the time index, at fit and at predict time, so a request needs nothing more) and,
+    with ``lags_past_covariates``, the past covariates of :func:`past_covariates`."""
     built = _lightgbm(
         {
             "lags_future_covariates": [0],
@@ -85,7 +86,7 @@ def _lightgbm_global(params: dict, horizon: int, seed: int) -> Built:
         horizon,
         seed,
     )
-    return built
+    return Built(built.model, built.space, True, covariates="lags_past_covariates" in params)
 
 
 def _quiet_lightning() -> None:
@@ -109,10 +110,16 @@ def _torch_kwargs(params: dict) -> dict:
 
 
 def _torch(model_class: str, defaults: dict) -> Callable[[dict, int, int], Built]:
-    """Builder of a Darts torch network on standardised log returns (CPU, seeded)."""
+    """Builder of a Darts torch network on standardised log returns (CPU, seeded).
+
+    Its training budget: at most ``n_epochs`` epochs, and, with ``validation: N``, the
+    last N candles of the fitting data are held out and training stops once their loss
+    has not improved by ``min_delta`` for ``patience`` epochs (deterministic, unlike a
+    wall-clock budget)."""
 
     def build(params: dict, horizon: int, seed: int) -> Built:
         import darts.models
+        from pytorch_lightning.callbacks import EarlyStopping
 
         p = (
             {
@@ -124,8 +131,17 @@ def _torch(model_class: str, defaults: dict) -> Callable[[dict, int, int], Built
             | defaults
             | dict(params)
         )
-        model = getattr(darts.models, model_class)(random_state=seed, **_torch_kwargs(p), **p)
-        return Built(model, "log_return", True)
+        validation = int(p.pop("validation", 0))
+        stop = EarlyStopping(
+            "val_loss",
+            patience=int(p.pop("patience", 2)),
+            min_delta=float(p.pop("min_delta", 1e-4)),
+        )
+        kwargs = _torch_kwargs(p)
+        if validation:
+            kwargs["pl_trainer_kwargs"]["callbacks"] = [stop]
+        model = getattr(darts.models, model_class)(random_state=seed, **kwargs, **p)
+        return Built(model, "log_return", True, validation)
 
     return build
 
@@ -142,7 +158,25 @@ CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
 MULTI_SERIES: frozenset[str] = frozenset({"lightgbm_global"})
 
 
-def _to_darts(values: pd.Series):
+def past_covariates(
+    closes: Mapping[str, pd.Series],
+    volumes: Mapping[str, pd.Series],
+    pair: str,
+    others: Sequence[str],
+) -> pd.DataFrame:
+    """Past covariates of ``pair`` on its own time index: the change of log(1 + volume)
+    and the log returns of the ``others`` pairs (0, i.e. no news, where a series has no
+    value: the first candle, an other pair's missing or not yet known candle)."""
+    missing = [p for p in (pair, *others) if p not in closes or (p == pair and p not in volumes)]
+    if missing:
+        raise ValueError(f"past covariates of {pair} need the candles of {missing}")
+    index = closes[pair].index
+    columns = {"volume": np.log1p(volumes[pair].reindex(index).astype("float64")).diff()}
+    columns |= {f"return {q}": np.log(closes[q]).diff().reindex(index) for q in others}
+    return pd.DataFrame(columns, index=index).fillna(0.0)
+
+
+def _to_darts(values: pd.Series | pd.DataFrame):
     """A Darts series on a naive-UTC index with a fixed (Tick) frequency.
 
     The frequency is given as a Timedelta offset (``24 * Hours`` rather than ``Day``):
@@ -158,6 +192,11 @@ def _to_darts(values: pd.Series):
     )
 
 
+def _aligned(covariates: pd.DataFrame, target: pd.Series):
+    """``covariates`` as a Darts series on the index of ``target`` (a transformed close)."""
+    return _to_darts(covariates.reindex(target.index).fillna(0.0))
+
+
 @dataclass
 class Forecaster:
     """One fitted candidate for one pair."""
@@ -170,10 +209,13 @@ class Forecaster:
     model: Any = None
     space: str = "price"
     global_model: bool = False
+    validation: int = 0  # early-stopping candles (torch kinds; see _torch)
+    # None: no past covariates; else the other pairs whose returns are among them
+    covariates: tuple[str, ...] | None = None
     state: dict[str, float] = field(default_factory=dict)  # mu, sd of training log returns
-    # checkpoint file of a loaded torch model: Darts only writes one when it still holds
-    # a Lightning trainer, so saving a loaded model again must copy it (see save()).
-    checkpoint: Path | None = field(default=None, repr=False)
+    # checkpoint of a loaded torch model: Darts only writes one when it still holds a
+    # Lightning trainer, so saving a loaded model again must write it (see save()).
+    checkpoint: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, name: str, kind: str, params: dict, horizon: int, seed: int) -> Forecaster:
@@ -181,7 +223,16 @@ class Forecaster:
             raise KeyError(f"unknown candidate kind {kind!r}; known: {sorted(CANDIDATES)}")
         built = CANDIDATES[kind](dict(params), horizon, seed)
         return cls(
-            name, kind, dict(params), horizon, seed, built.model, built.space, built.global_model
+            name,
+            kind,
+            dict(params),
+            horizon,
+            seed,
+            built.model,
+            built.space,
+            built.global_model,
+            built.validation,
+            () if built.covariates else None,
         )
 
     # -- transforms ---------------------------------------------------------------------
@@ -206,7 +257,25 @@ class Forecaster:
     def fit(self, close: pd.Series) -> Forecaster:
         """Fit on ``close`` (a UTC-indexed Series of close prices, regular frequency)."""
         self._standardise(close)
-        self.model.fit(_to_darts(self._transform(close)))
+        target = _to_darts(self._transform(close))
+        if not self.validation:
+            self.model.fit(target)
+            return self
+        context = self.model.input_chunk_length
+        if len(target) < self.validation + 2 * (context + self.horizon):
+            raise ValueError(
+                f"{self.name}: {len(target)} candles cannot hold out {self.validation} for "
+                f"early stopping and still train (input {context}, horizon {self.horizon})"
+            )
+        fit, val = target[: -self.validation], target[-(self.validation + context) :]
+        self.model.fit(fit, val_series=val)
+        log.info(
+            "%s: %d of at most %d epochs (early stopping on %d held-out candles)",
+            self.name,
+            self.model.epochs_trained,
+            self.model.n_epochs,
+            self.validation,
+        )
         return self
 
     def _standardise(self, close: pd.Series) -> None:
@@ -215,43 +284,85 @@ class Forecaster:
 
     @classmethod
     def fit_many(
-        cls, name: str, kind: str, params: dict, horizon: int, seed: int, closes: dict
+        cls,
+        name: str,
+        kind: str,
+        params: dict,
+        horizon: int,
+        seed: int,
+        closes: Mapping[str, pd.Series],
+        volumes: Mapping[str, pd.Series] | None = None,
     ) -> dict[str, Forecaster]:
         """One multi-series model fitted on every pair's ``close`` at once; returns a
-        forecaster per pair (each with its own standardisation, all sharing the model)."""
+        forecaster per pair (each with its own standardisation, all sharing the model).
+        A model with past covariates takes each pair's from ``volumes`` and the other
+        pairs' ``closes``."""
         first = cls.build(name, kind, params, horizon, seed)
-        out = {}
-        for pair in closes:
-            fc = cls(name, kind, dict(params), horizon, seed, first.model, first.space, True)
-            fc._standardise(closes[pair])
+        out, targets, past = {}, [], []
+        for pair, close in closes.items():
+            others = None if first.covariates is None else tuple(q for q in closes if q != pair)
+            fc = replace(first, params=dict(params), covariates=others, state={})
+            fc._standardise(close)
             out[pair] = fc
-        first.model.fit([_to_darts(out[p]._transform(c)) for p, c in closes.items()])
+            target = fc._transform(close)
+            targets.append(_to_darts(target))
+            if others is not None:
+                past.append(_aligned(fc.covariate_frame(pair, closes, volumes or {}), target))
+        first.model.fit(targets, past_covariates=past or None)
         return out
+
+    def covariate_frame(
+        self, pair: str, closes: Mapping[str, pd.Series], volumes: Mapping[str, pd.Series]
+    ) -> pd.DataFrame | None:
+        """The past covariates this forecaster of ``pair`` takes, or None."""
+        if self.covariates is None:
+            return None
+        return past_covariates(closes, volumes, pair, self.covariates)
+
+    def _past(self, covariates: pd.DataFrame | None, target: pd.Series) -> dict:
+        if self.covariates is None:
+            return {}
+        if covariates is None:
+            raise ValueError(f"{self.name} needs its past covariates (covariate_frame)")
+        return {"past_covariates": _aligned(covariates, target)}
 
     @staticmethod
     def multi_series(kind: str) -> bool:
         """Whether candidates of ``kind`` are fitted on all pairs at once (:meth:`fit_many`)."""
         return kind in MULTI_SERIES
 
-    def predict(self, history: pd.Series, n: int | None = None) -> np.ndarray:
-        """Price path for the ``n`` candles after ``history`` (default: the horizon)."""
+    def predict(
+        self, history: pd.Series, n: int | None = None, covariates: pd.DataFrame | None = None
+    ) -> np.ndarray:
+        """Price path for the ``n`` candles after ``history`` (default: the horizon);
+        ``covariates``: its :meth:`covariate_frame`, for a model that takes them."""
         n = n or self.horizon
-        target = _to_darts(self._transform(history))
+        transformed = self._transform(history)
+        target = _to_darts(transformed)
         if self.global_model:
-            out = self.model.predict(n, series=target, verbose=False)
+            past = self._past(covariates, transformed)
+            out = self.model.predict(n, series=target, verbose=False, **past)
         else:
             self.model.fit(target)
             out = self.model.predict(n, verbose=False)
         return self._to_price(out.values()[:, 0], float(history.iloc[-1]))
 
-    def backtest(self, close: pd.Series, *, window: int, stride: int) -> pd.DataFrame:
+    def backtest(
+        self,
+        close: pd.Series,
+        *,
+        window: int,
+        stride: int,
+        covariates: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
         """Rolling-origin forecasts over the last ``window`` candles of ``close``.
 
         Origins are ``stride`` candles apart; each forecast covers ``horizon`` candles and
         only uses candles before its origin. Returns one row per (origin, step) with
         ``target_time, origin, step, forecast, actual``.
         """
-        target = _to_darts(self._transform(close))
+        transformed = self._transform(close)
+        target = _to_darts(transformed)
         start = pd.Timestamp(close.index[len(close) - window]).tz_convert("UTC").tz_localize(None)
         forecasts = self.model.historical_forecasts(
             target,
@@ -262,6 +373,7 @@ class Forecaster:
             last_points_only=False,
             overlap_end=False,
             verbose=False,
+            **self._past(covariates, transformed),
         )
         naive_idx = pd.DatetimeIndex(close.index).tz_convert("UTC").tz_localize(None)
         pos = pd.Series(np.arange(len(close)), index=naive_idx)
@@ -289,7 +401,7 @@ class Forecaster:
             self.model.save(str(Path(tmp) / "model.pt"))
             ckpt = Path(tmp) / "model.pt.ckpt"
             if not ckpt.exists() and self.checkpoint is not None:
-                shutil.copyfile(self.checkpoint, ckpt)
+                ckpt.write_bytes(self.checkpoint)
             meta = {
                 "format": FORMAT_VERSION,
                 "name": self.name,
@@ -300,6 +412,7 @@ class Forecaster:
                 "space": self.space,
                 "global_model": self.global_model,
                 "state": self.state,
+                "covariates": self.covariates,
                 "model_class": f"{type(self.model).__module__}:{type(self.model).__name__}",
             }
             (Path(tmp) / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -310,20 +423,19 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: Path) -> Forecaster:
-        # The files stay on disk as long as the forecaster lives (see ``checkpoint``).
-        tmp = tempfile.mkdtemp(prefix="cryptocast-model-")
-        with zipfile.ZipFile(path) as zf:
-            zf.extractall(tmp)
-        meta = json.loads((Path(tmp) / "meta.json").read_text())
-        if meta.get("format") != FORMAT_VERSION:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ValueError(f"{path}: forecaster format {meta.get('format')} unsupported")
-        module, _, name = meta["model_class"].partition(":")
-        model_cls = getattr(importlib.import_module(module), name)
-        kwargs = {"map_location": "cpu"} if hasattr(model_cls, "load_from_checkpoint") else {}
-        model = model_cls.load(str(Path(tmp) / "model.pt"), **kwargs)
-        ckpt = Path(tmp) / "model.pt.ckpt"
-        fc = cls(
+        with tempfile.TemporaryDirectory(prefix="cryptocast-model-") as tmp:
+            with zipfile.ZipFile(path) as zf:
+                zf.extractall(tmp)
+            meta = json.loads((Path(tmp) / "meta.json").read_text())
+            if meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"{path}: forecaster format {meta.get('format')} unsupported")
+            module, _, name = meta["model_class"].partition(":")
+            model_cls = getattr(importlib.import_module(module), name)
+            kwargs = {"map_location": "cpu"} if hasattr(model_cls, "load_from_checkpoint") else {}
+            model = model_cls.load(str(Path(tmp) / "model.pt"), **kwargs)
+            ckpt = Path(tmp) / "model.pt.ckpt"
+            checkpoint = ckpt.read_bytes() if ckpt.exists() else None
+        return cls(
             meta["name"],
             meta["kind"],
             meta["params"],
@@ -332,8 +444,7 @@ class Forecaster:
             model,
             meta["space"],
             meta["global_model"],
-            meta["state"],
-            checkpoint=ckpt if ckpt.exists() else None,
+            covariates=None if meta.get("covariates") is None else tuple(meta["covariates"]),
+            state=meta["state"],
+            checkpoint=checkpoint,
         )
-        weakref.finalize(fc, shutil.rmtree, tmp, True)
-        return fc

@@ -25,12 +25,18 @@ class Candidates(dict[str, dict[str, Forecaster]]):
     give it a materializer that uses each model's own save/load)."""
 
 
-def close_series(clean: pd.DataFrame, pair: str) -> pd.Series:
-    """The close prices of ``pair``, indexed by candle open time (UTC)."""
+def close_series(clean: pd.DataFrame, pair: str, column: str = "close") -> pd.Series:
+    """The close prices (or another ``column``) of ``pair``, indexed by candle open time
+    (UTC)."""
     g = clean[clean["pair"] == pair]
     if g.empty:
         raise KeyError(f"no candles for {pair}")
-    return pd.Series(g["close"].to_numpy(), index=pd.DatetimeIndex(g["timestamp"]), name=pair)
+    return pd.Series(g[column].to_numpy(), index=pd.DatetimeIndex(g["timestamp"]), name=pair)
+
+
+def volume_series(clean: pd.DataFrame, pairs: list[str]) -> dict[str, pd.Series]:
+    """The traded volume of each of ``pairs`` (past covariates), indexed like closes."""
+    return {p: close_series(clean, p, "volume") for p in pairs}
 
 
 def fit_cutoff(cfg: Settings) -> int:
@@ -43,11 +49,12 @@ def train_candidates(clean: pd.DataFrame, cfg: Settings) -> Candidates:
     calibration and evaluation windows (a multi-series candidate: once, on all pairs)."""
     out = Candidates({pair: {} for pair in cfg.pairs})
     closes = {p: close_series(clean, p).iloc[: -fit_cutoff(cfg)] for p in cfg.pairs}
+    volumes = volume_series(clean, cfg.pairs)
     for name, spec in cfg.candidates.items():
         t0 = time.perf_counter()
         if Forecaster.multi_series(spec.kind):
             fitted = Forecaster.fit_many(
-                name, spec.kind, spec.params, cfg.horizon, cfg.seed, closes
+                name, spec.kind, spec.params, cfg.horizon, cfg.seed, closes, volumes
             )
             failpoints.hit("train.fit")
             log.info("train %-9s fitted on %d pairs in %.1fs", name, len(closes),
@@ -79,13 +86,15 @@ class Backtest:
     scale: float  # in-sample naive MAE (MASE's denominator) of the fitting window
 
 
-def backtest_forecaster(fc: Forecaster, close: pd.Series, cfg: Settings) -> Backtest:
+def backtest_forecaster(
+    fc: Forecaster, close: pd.Series, cfg: Settings, covariates: pd.DataFrame | None = None
+) -> Backtest:
     """Backtest ``fc`` over the calibration and evaluation windows, the evaluation
     window's forecasts with rolling conformal quantiles (:func:`uncertainty.rolling`: each
     calibrated on the outcomes known at its origin), and the calibration a served model
     uses from the end of ``close``."""
     ev, n = cfg.evaluation, len(close)
-    bt = fc.backtest(close, window=fit_cutoff(cfg), stride=ev.stride)
+    bt = fc.backtest(close, window=fit_cutoff(cfg), stride=ev.stride, covariates=covariates)
     sigma = uncertainty.ewma_volatility(close, ev.volatility_halflife)
     bt["score"] = uncertainty.scores(bt, sigma)
     rows = bt[bt["origin"] >= close.index[n - ev.window - 1]].drop(columns="score")
@@ -127,11 +136,14 @@ def _evaluate(models: dict[str, dict[str, Forecaster]], clean: pd.DataFrame, cfg
     ev = cfg.evaluation
     rows, frames, losses = [], [], []
     served: dict[str, dict[str, uncertainty.Table]] = {}
+    closes = {p: close_series(clean, p) for p in clean["pair"].unique()}
+    volumes = volume_series(clean, list(closes))
     for pair, by_name in models.items():
-        close = close_series(clean, pair)
+        close = closes[pair]
         for name, fc in by_name.items():
             t0 = time.perf_counter()
-            bt = backtest_forecaster(fc, close, cfg)
+            cov = fc.covariate_frame(pair, closes, volumes)
+            bt = backtest_forecaster(fc, close, cfg, cov)
             metrics = score(bt.rows, bt.scale, levels=ev.quantiles, width=ev.interval)
             rows.append({"pair": pair, "candidate": name, **metrics})
             frames.append(bt.rows.assign(pair=pair, candidate=name))

@@ -24,7 +24,7 @@ from cryptocast.config import Settings
 from cryptocast.contracts import Decision, Manifest, PairEntry, SourceInfo, model_tag
 from cryptocast.locks import exclusive, lock_path
 from cryptocast.provenance import data_provenance, run_provenance
-from cryptocast.workflow import Candidates, close_series
+from cryptocast.workflow import Candidates, close_series, volume_series
 from infra import deployer
 from infra.release import release_for
 from infra.stack import TRACKER
@@ -117,6 +117,7 @@ def deploy(
                 chosen,
                 {p: close_series(clean, p) for p in chosen},
                 _manifest(cfg, d, scores, calibration, version, run),
+                volume_series(clean, sorted(chosen)),
             )
             info = registry.log_bundle(staging, model_version=version)
             failpoints.hit("deploy.after_log_model")

@@ -274,3 +274,31 @@ def test_calibrated_bundle_serves_quantiles_and_an_old_one_its_gaussian_band(tmp
     lo, hi = uncertainty.gaussian_band(g["forecast"], uncertainty.spread(sigma, steps), 0.8)
     np.testing.assert_allclose(g["lower"], lo)
     np.testing.assert_allclose(g["upper"], hi)
+
+
+def test_a_model_with_past_covariates_is_served_from_the_bundle(tmp_path, histories):
+    rng = np.random.default_rng(3)
+    volumes = {
+        p: pd.Series(rng.lognormal(4, 1, len(h)), index=h.index) for p, h in histories.items()
+    }
+    params = {"lags": 12, "lags_past_covariates": 6, "n_estimators": 20}
+    fcs = Forecaster.fit_many("g", "lightgbm_global", params, 6, 0, histories, volumes)
+    d = write_bundle(tmp_path / "b", fcs, histories, Manifest(**MANIFEST), volumes)
+    bundle = load_bundle(d)
+    pd.testing.assert_series_equal(
+        bundle.volumes["BTC/USDT"], volumes["BTC/USDT"], check_names=False, check_freq=False
+    )
+    assert np.isfinite(bundle.forecast("BTC/USDT", 6)["forecast"]).all()
+    # new candles bring their own volume; ETH's missing returns after its end count as 0
+    candles = pd.DataFrame(_candles(histories["BTC/USDT"], n=4))
+    f = bundle.forecast("BTC/USDT", 6, candles)
+    assert f["origin"].iloc[0] == histories["BTC/USDT"].index[-1] + pd.Timedelta(hours=4)
+    assert np.isfinite(f["forecast"]).all()
+    more = bundle.forecast("BTC/USDT", 6, candles.assign(volume=1e6))
+    assert not np.allclose(more["forecast"], f["forecast"])  # the volume reached the model
+
+
+def test_a_bundle_without_volumes_still_loads(tmp_path, histories):
+    bundle = load_bundle(_write(tmp_path / "b", histories))
+    assert bundle.volumes == {}
+    assert len(bundle.forecast("BTC/USDT", 3, pd.DataFrame(_candles(histories["BTC/USDT"])))) == 3
