@@ -11,6 +11,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # the packaged CLI ([project.scripts] in pyproject.toml): `$(CLI) --help` lists its commands
 CLI := $(VENV)/bin/cryptocast
+# first line of the targets that do not install: a clear message instead of "No such file"
+NEED_VENV = @test -x $(CLI) || { echo "cryptocast is not installed in $(VENV) yet: run make install first" >&2; exit 2; }
 # ZenML state (local store, artifact store, MLflow tracking DB) lives in the repository,
 # so a clone never touches ~/.config/zenml. Override to use your own ZenML home/server.
 export ZENML_CONFIG_PATH ?= $(CURDIR)/.zenml-home
@@ -21,7 +23,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PRE_COMMIT_HOME ?= $(CURDIR)/.cache/pre-commit
 
 CONFIG ?=
-TRAIN_ARGS := --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)") $(if $(CONFIG),--config $(CONFIG)) $(if $(UNTIL),--until $(UNTIL)) $(if $(PROMOTE_BACKFILL),--promote-backfill)
+# every path is quoted: a DATA_DIR or CONFIG with a space in it is one argument
+DATA_ARGS := --gran $(GRAN) $(if $(DATA),--data "$(DATA)") $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(PAIRS),--pairs "$(PAIRS)")
+TRAIN_ARGS := $(DATA_ARGS) $(if $(CONFIG),--config "$(CONFIG)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(PROMOTE_BACKFILL),--promote-backfill)
 
 
 .PHONY: help install lock setup hooks train report serve front front-stop app stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
@@ -76,7 +80,7 @@ forecasts: install ## Latest stored forecasts of GRAN (DATABASE_URL, default SQL
 	@$(CLI) forecasts --gran $(GRAN)
 
 monitor: install ## Live accuracy + drift of the champion; retrains when needed: GRAN= [DATA= DATA_DIR= PAIRS=]
-	$(CLI) monitor --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PAIRS),--pairs "$(PAIRS)")
+	$(CLI) monitor $(DATA_ARGS)
 
 schedule: install ## Install the cron entries of GRAN (monitor + regular training): GRAN= [DATA= DATA_DIR= PAIRS=]
 	$(CLI) schedule --gran $(GRAN) --options '$(strip $(if $(DATA),DATA=$(DATA)) $(if $(DATA_DIR),DATA_DIR=$(abspath $(DATA_DIR))) $(if $(PAIRS),PAIRS="$(PAIRS)"))'
@@ -88,25 +92,32 @@ exporter: install ## Prometheus metrics on http://127.0.0.1:9464/metrics (Ctrl+C
 	$(CLI) exporter --port $(or $(PORT),9464)
 
 status: ## What is served: champion, front door, model server, unfinished releases
+	$(NEED_VENV)
 	@$(CLI) status
 
 predict: ## Forecast through the front door: GRAN=hour PAIR=BTC/USDT [HORIZON=]
+	$(NEED_VENV)
 	@$(CLI) predict --gran $(GRAN) --pair "$(or $(PAIR),BTC/USDT)" $(if $(HORIZON),--horizon $(HORIZON))
 
 versions: ## Registered MLflow model versions with aliases: GRAN=hour
+	$(NEED_VENV)
 	@$(CLI) versions --gran $(GRAN)
 
 manifest: ## Show models/<GRAN>_models/manifest.json
+	$(NEED_VENV)
 	@$(CLI) manifest --gran $(GRAN)
 
 mlflow-ui: ## MLflow tracking UI on http://127.0.0.1:5000 (Ctrl+C stops it)
+	$(NEED_VENV)
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(or $(PORT),5000) \
 	  --backend-store-uri "$$($(CLI) tracking-uri)"
 
 dashboard: ## ZenML dashboard on http://127.0.0.1:8237 (stop: make dashboard-stop)
+	$(NEED_VENV)
 	$(VENV)/bin/zenml login --local --port $(or $(PORT),8237)
 
 dashboard-stop: ## Stop the local ZenML server and dashboard
+	$(NEED_VENV)
 	$(VENV)/bin/zenml logout --local
 
 lint: install ## All pre-commit hooks on all files (ruff, whitespace, YAML/TOML, keys, ...)
@@ -141,7 +152,7 @@ ci: ## What CI runs: lint, test, then train + metrics for hour and day
 	$(MAKE) metrics GRAN=day
 
 report: install ## Accuracy of every candidate -> reports/accuracy-GRAN.md (+ PNGs): GRAN= [DATA= DATA_DIR= PAIRS=]
-	$(CLI) report --gran $(GRAN) $(if $(DATA),--data $(DATA)) $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(PAIRS),--pairs "$(PAIRS)")
+	$(CLI) report $(DATA_ARGS)
 
 baseline: install ## Store the regression baseline (tests/baselines/regression.json)
 	$(PY) scripts/baseline.py --write

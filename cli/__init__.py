@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import click
 
-from cli import dashboards, delivery, monitoring, ops, train
+from cli import dashboards, delivery, errors, monitoring, ops, train
+from cryptocast.errors import DEBUG_ENV, debug
 from cryptocast.paths import METRICS_DIR_ENV, metrics_dir
 
 
 @click.group()
-def cli() -> None:
+@click.option(
+    "--debug",
+    "debug_flag",
+    is_flag=True,
+    help=f"Print tracebacks (also {DEBUG_ENV}=1); they always go to logs/errors.log.",
+)
+def cli(debug_flag: bool) -> None:
     """cryptocast: train, serve, monitor and inspect crypto forecasters."""
+    if debug_flag:
+        os.environ[DEBUG_ENV] = "1"  # the processes this one starts inherit it
+    errors.quiet_step_tracebacks()
     # before any command imports ZenML; the served models inherit the metrics directory
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
@@ -31,4 +42,9 @@ for group in (train, delivery, monitoring, dashboards, ops):
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except Exception as exc:
+        if debug():
+            raise
+        sys.exit(errors.report(exc))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
@@ -44,7 +44,7 @@ def data_overrides(source: str | None, data_dir: str | None, pairs: str | None) 
     """Pipeline overrides from the data options: a ``--data-dir`` is made absolute (from
     the working directory) and implies ``--data files``."""
     if data_dir:
-        data_dir = str(Path(data_dir).resolve())
+        data_dir = os.path.abspath(data_dir)  # not resolve(): a link loop is the loader's to name
         source = source or "files"
     return {"source": source, "data_dir": data_dir, "pairs": pairs.split() if pairs else None}
 

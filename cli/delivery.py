@@ -69,11 +69,20 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
         answer = ForecastClient(url).forecast([record])
     except ClientError as exc:
         raise click.ClickException(str(exc)) from exc
-    table = pd.DataFrame([f.model_dump() for f in answer.forecasts])
+    rows = []
+    for f in answer.forecasts:
+        row = f.model_dump()
+        quantiles = row.pop("quantiles") or {}
+        rows.append(row | {f"q{float(q):g}": v for q, v in sorted(quantiles.items(), key=_level)})
+    table = pd.DataFrame(rows)
     click.echo(
         f"POST {url}/forecast: {answer.model_name} v{answer.model_version}\n"
         f"{table.to_string(index=False)}"
     )
+
+
+def _level(item: tuple[str, float]) -> float:
+    return float(item[0])
 
 
 def _change_champion(gran: str, event: str, version: str | None, reason: str) -> None:

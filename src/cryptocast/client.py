@@ -14,10 +14,11 @@ from typing import Any
 
 import requests
 
+from cryptocast.errors import UserError
 from cryptocast.frontdoor.contract import ForecastResponse, ModelCard, VersionInfo
 
 
-class ClientError(RuntimeError):
+class ClientError(UserError, RuntimeError):
     """The front door refused the request or could not be reached."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

@@ -12,8 +12,16 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from cryptocast.errors import UserError
 from cryptocast.paths import resolve
 from cryptocast.uncertainty import central_levels
 
@@ -42,6 +50,11 @@ class DataSettings(_Strict):
         default_factory=dict,
         description="Explicit file name -> pair mapping for source=files; "
         "otherwise the pair is read from each file's `symbol` column.",
+    )
+    quote_currencies: list[str] = Field(
+        default_factory=lambda: ["USDT", "USDC", "BUSD", "USD", "EUR"],
+        description="Quote currencies that split a symbol written without a separator "
+        "(BTCUSDT -> BTC/USDT; the longest match wins). Nothing else is ever guessed.",
     )
     cache_dir: Path = Field(
         default=Path("data/cache"),
@@ -328,10 +341,15 @@ class Settings(_Strict):
 
 def load_run_config(path: str | Path) -> dict[str, Any]:
     """Read a ZenML run configuration YAML (``configs/<gran>.yaml``)."""
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    if not isinstance(data, dict) or "config" not in data.get("parameters", {}):
-        raise ValueError(f"{path}: expected a ZenML run config with parameters.config")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or "config" not in (data.get("parameters") or {}):
+        raise ConfigError(f"{path}: expected a ZenML run config with parameters.config")
     return data
 
 
@@ -363,10 +381,30 @@ def apply_overrides(
         data["end"] = until
     if promote_backfill:
         cfg.setdefault("gates", {})["promote_backfill"] = True
-    return Settings.model_validate(cfg)
+    try:
+        return Settings.model_validate(cfg)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """pydantic's errors as one line each: ``where: what`` (no input dump, no URL)."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"])
+        what = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {what}" if where else what)
+    return "; ".join(lines)
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration (file or override) that is not valid; the message says where."""
 
 
 def load_settings(path: str | Path, **overrides: Any) -> Settings:
     """The validated ``parameters.config`` of the run configuration at ``path``, after
     the command-line ``overrides`` of :func:`apply_overrides`."""
-    return apply_overrides(load_run_config(path)["parameters"]["config"], **overrides)
+    try:
+        return apply_overrides(load_run_config(path)["parameters"]["config"], **overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

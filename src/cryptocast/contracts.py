@@ -11,6 +11,8 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptocast.errors import UserError
+
 PRICE_COLUMNS = ("open", "high", "low", "close")
 OHLCV_COLUMNS = ("pair", "timestamp", *PRICE_COLUMNS, "volume")
 # origin: open time of the last candle the forecast is made from; target_time: the open
@@ -311,7 +313,7 @@ class MonitorDecision(_Record):
     live_mase: dict[str, float]
 
 
-class RequestError(ValueError):
+class RequestError(UserError, ValueError):
     """A forecast request the model cannot answer (HTTP 400, with this message)."""
 
 

@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from cryptocast.errors import UserError
+
 _HELD: dict[str, int] = {}
 
 
-class Busy(RuntimeError):
+class Busy(UserError, RuntimeError):
     """Another process holds the lock."""
 
 

@@ -28,6 +28,7 @@ from cryptocast import failpoints, store
 from cryptocast.bundle import MANIFEST, load_bundle, publish, staging_dir
 from cryptocast.config import Settings
 from cryptocast.contracts import Manifest, ReconcileRecord, ReleaseRecord
+from cryptocast.errors import UserError
 
 
 class ReleaseIncomplete(RuntimeError):
@@ -35,7 +36,7 @@ class ReleaseIncomplete(RuntimeError):
     after retries; ``reconcile`` (``make serve``) finishes it."""
 
 
-class ReleaseError(ValueError):
+class ReleaseError(UserError, ValueError):
     """A release a person asked for cannot be made (unknown version, nothing to roll back
     to). Nothing was changed."""
 

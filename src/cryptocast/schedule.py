@@ -13,10 +13,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from cryptocast.errors import UserError
+
 CRONTAB_ENV = "CRYPTOCAST_CRONTAB"
 
 
-class CrontabError(RuntimeError):
+class CrontabError(UserError, RuntimeError):
     """``crontab`` is missing or refused a change."""
 
 

@@ -26,8 +26,10 @@ import pandas as pd
 
 from cryptocast.config import ValidationSettings
 from cryptocast.contracts import PRICE_COLUMNS, to_ohlcv
+from cryptocast.errors import UserError
 
 MAX_EXAMPLES = 5
+LOUD_LOSS = 3  # rows of a pair dropped by repairs before the report warns about them
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,17 @@ class ValidationReport:
         if self.repairs:
             out.append(f"{len(self.repairs)} repair(s):")
             out += [f"  {r.line()}" for r in self.repairs]
+        for pair, n in self.rows.items():
+            lost = n["loaded"] - n["clean"] + n["filled"]
+            if lost > LOUD_LOSS:
+                out.append(
+                    f"WARNING {pair}: {lost:,} of {n['loaded']:,} loaded rows were dropped by "
+                    "the rules above; check that this is what you expect"
+                )
         return "\n".join(out)
 
 
-class DataValidationError(ValueError):
+class DataValidationError(UserError, ValueError):
     """Raised with the full report when any rule is violated."""
 
     def __init__(self, report: ValidationReport):
@@ -209,6 +218,7 @@ def validate(
     """
     frame = to_ohlcv(frame)
     step = pd.Timedelta(freq)
+    now = now or pd.Timestamp.now(tz="UTC")
     report = ValidationReport()
     clean: list[pd.DataFrame] = []
     for pair in pairs:
@@ -217,6 +227,17 @@ def validate(
         if g.empty:
             report.violations.append(Finding("insufficient_history", pair, 0, [], "no candles"))
             continue
+        future = g["timestamp"] > now
+        if future.any():
+            report.violations.append(
+                _finding(
+                    "future_timestamp",
+                    pair,
+                    g.loc[future, "timestamp"],
+                    f"dated after now, {now:%Y-%m-%d %H:%M} UTC",
+                )
+            )
+            g = g[~future].reset_index(drop=True)
         nan = g[[*PRICE_COLUMNS, "volume"]].isna().any(axis=1)
         if nan.any():
             report.violations.append(_finding("missing_values", pair, g.loc[nan, "timestamp"]))
@@ -246,7 +267,6 @@ def validate(
                 )
             )
         if live and cfg.max_staleness is not None:
-            now = now or pd.Timestamp.now(tz="UTC")
             age = now - (g["timestamp"].iloc[-1] + step)
             if age > pd.Timedelta(cfg.max_staleness):
                 report.violations.append(
@@ -257,7 +277,8 @@ def validate(
                         f"last candle closed {age} ago > {cfg.max_staleness}",
                     )
                 )
-        report.rows[pair] = {"loaded": raw_rows, "clean": len(g)}
+        filled = sum(f.count for f in report.repairs if f.pair == pair and f.rule == "short_gaps")
+        report.rows[pair] = {"loaded": raw_rows, "clean": len(g), "filled": filled}
         clean.append(g)
     if not report.ok:
         raise DataValidationError(report)

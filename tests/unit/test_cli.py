@@ -6,6 +6,7 @@ import subprocess
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from cli import cli
@@ -114,3 +115,51 @@ def test_promote_backfill_needs_a_backfill_run():
     out = CliRunner().invoke(cli, ["train", "--gran", "hour", "--promote-backfill"])
     assert out.exit_code == 2
     assert "only applies to a backfill run (--until)" in out.output
+
+
+def _run_cli(*args, env=None):
+    import os
+
+    return subprocess.run(
+        [CLI, *args], capture_output=True, text=True, env=os.environ | (env or {}), timeout=120
+    )
+
+
+def test_a_config_mistake_is_one_line_without_a_traceback():
+    proc = _run_cli("train", "--gran", "hour", "--data", "files")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {ROOT}/configs/hour.yaml: source 'files' needs data.data_dir (DATA_DIR=...)"
+    )
+    proc = _run_cli("train", "--gran", "hour", "--pairs", "BTCUSDT")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_debug_prints_the_traceback_and_errors_log_keeps_it():
+    from cli.errors import ERROR_LOG
+
+    proc = _run_cli("--debug", "train", "--gran", "hour", "--pairs", "BTCUSDT")
+    assert "Traceback" in proc.stderr
+    assert "ConfigError" in proc.stderr
+    proc = _run_cli("train", "--gran", "hour", "--pairs", "BTCUSDT", env={"CRYPTOCAST_DEBUG": "1"})
+    assert "Traceback" in proc.stderr
+    assert "ConfigError: " in ERROR_LOG.read_text().split("--- ")[-1]
+
+
+def test_an_unexpected_error_names_where_its_traceback_went(monkeypatch, capsys):
+    import cli as cli_module
+    from cli import errors
+
+    def boom(*a, **k):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(cli_module, "cli", boom)
+    monkeypatch.delenv("CRYPTOCAST_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        cli_module.main()
+    assert exit_.value.code == errors.BUG_EXIT
+    err = capsys.readouterr().err
+    assert "error: KeyError: 'surprise'" in err
+    assert f"the traceback is in {errors.ERROR_LOG}" in err

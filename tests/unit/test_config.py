@@ -1,7 +1,6 @@
 import pytest
-from pydantic import ValidationError
 
-from cryptocast.config import apply_overrides, load_run_config
+from cryptocast.config import ConfigError, apply_overrides, load_run_config, load_settings
 from tests.conftest import ROOT, raw_config
 
 
@@ -43,17 +42,31 @@ def test_overrides_and_binance_implies_strict():
 
 @pytest.mark.parametrize("pairs", [["btc/usdt"], ["BTCUSDT"], ["BTC/USDT", "BTC/USDT"]])
 def test_bad_pairs_rejected(pairs):
-    with pytest.raises(ValidationError, match="pairs"):
+    with pytest.raises(ConfigError, match="pairs"):
         apply_overrides(raw_config("hour"), pairs=pairs)
 
 
 def test_files_source_needs_a_directory():
-    with pytest.raises(ValidationError, match="data_dir"):
+    with pytest.raises(ConfigError, match="data_dir"):
         apply_overrides(raw_config("hour"), source="files")
 
 
 def test_unknown_keys_are_errors():
     raw = raw_config("hour")
     raw["data"]["sourec"] = "sample"
-    with pytest.raises(ValidationError, match="sourec"):
+    with pytest.raises(ConfigError, match="sourec"):
         apply_overrides(raw)
+
+
+def test_a_config_mistake_is_one_line_naming_the_field(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(raw_config("hour"), source="files")
+    assert str(err.value) == "source 'files' needs data.data_dir (DATA_DIR=...)"
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(raw_config("hour"), pairs=["BTCUSDT"])
+    assert str(err.value).startswith("pairs: pairs must look like 'BTC/USDT'")
+    assert "\n" not in str(err.value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("parameters: [")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML"):
+        load_settings(bad)

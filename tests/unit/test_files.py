@@ -73,7 +73,160 @@ def test_missing_directory(tmp_path: Path):
 
 def test_epoch_timestamps_in_canonical_files(tmp_path: Path):
     df = make_ohlcv(periods=4)
-    df["timestamp"] = df["timestamp"].astype("int64") // 10**6  # milliseconds
+    df["timestamp"] = (df["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1ms")
     df.to_csv(tmp_path / "btc.csv", index=False)
     out = read_directory(tmp_path, pairs=["BTC/USDT"], freq="1h").frame
     assert out["timestamp"].iloc[0] == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+# -- what people actually have, and what goes wrong with it (issue 12) ----------------------
+
+
+def _rows(n=6, start="2024-01-01", freq="h"):
+    """n canonical candles (timestamp as pandas Timestamps)."""
+    return make_ohlcv(periods=n, start=start, freq=freq)
+
+
+def _read(tmp_path, pairs=("BTC/USDT",), **kw):
+    return read_directory(tmp_path, pairs=list(pairs), freq=kw.pop("freq", "1h"), **kw)
+
+
+def test_an_empty_file_is_named_when_its_pair_is_missing(tmp_path: Path):
+    (tmp_path / "btc.csv").write_text("")
+    with pytest.raises(FileSourceError, match=r"btc.csv.: .empty file"):
+        _read(tmp_path)
+
+
+def test_a_header_only_file_says_so(tmp_path: Path):
+    (tmp_path / "btc.csv").write_text("timestamp,open,high,low,close,volume,pair\n")
+    with pytest.raises(FileSourceError, match=r"a header \(line 1\) and no rows"):
+        _read(tmp_path)
+
+
+def test_a_non_utf8_byte_is_named_by_line(tmp_path: Path):
+    good = _rows().to_csv(index=False).encode()
+    lines = good.splitlines(keepends=True)
+    lines[3] = lines[3].replace(b"BTC", b"BT\xff")
+    (tmp_path / "btc.csv").write_bytes(b"".join(lines))
+    with pytest.raises(FileSourceError, match=r"line 4: byte 0xff is not UTF-8"):
+        _read(tmp_path)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_epoch_times_in_any_unit(tmp_path: Path, unit):
+    df = _rows()
+    since = df["timestamp"] - pd.Timestamp(0, tz="UTC")
+    df["timestamp"] = since // pd.Timedelta(1, unit=unit)
+    df.to_csv(tmp_path / "btc.csv", index=False)
+    out = _read(tmp_path).frame
+    assert out["timestamp"].tolist() == _rows()["timestamp"].tolist()
+
+
+def test_text_in_a_price_cell_of_the_merge_stretch_names_line_and_value(tmp_path: Path):
+    bad = CDD.replace("11090.00,11105", "abc,11105")  # the last row, in the merge stretch
+    (tmp_path / "b.csv").write_text(bad)
+    with pytest.raises(FileSourceError, match=r"b.csv, line 6: open is not a number: 'abc'"):
+        _read(tmp_path)
+
+
+def test_an_unparseable_time_names_its_line(tmp_path: Path):
+    (tmp_path / "b.csv").write_text(CDD.replace("1596366000000", "15963x6000000"))
+    with pytest.raises(FileSourceError, match=r"b.csv, line 4: time 'unix' is not"):
+        _read(tmp_path)
+
+
+def test_a_corrupt_parquet_of_another_pair_is_skipped(tmp_path: Path):
+    _rows().to_csv(tmp_path / "btc.csv", index=False)
+    (tmp_path / "bnb.parquet").write_bytes(b"PAR1 this is not parquet")
+    scan = _read(tmp_path)
+    assert scan.used == {"BTC/USDT": ["btc.csv"]}
+    assert "not a readable Parquet file" in scan.skipped["bnb.parquet"]
+
+
+def test_link_loops_and_plain_files_as_data_dir(tmp_path: Path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(FileSourceError, match="symbolic-link loop"):
+        _read(loop)
+    (tmp_path / "btc.csv").write_text(_rows().to_csv(index=False))
+    with pytest.raises(FileSourceError, match="is a file, not a folder"):
+        _read(tmp_path / "btc.csv")
+    inner = tmp_path / "dir"
+    inner.mkdir()
+    (inner / "btc.csv").write_text(_rows().to_csv(index=False))
+    (inner / "x.csv").symlink_to(inner / "x.csv")
+    scan = _read(inner)
+    assert "cannot be read" in scan.skipped["x.csv"]
+
+
+def test_a_semicolon_delimited_file(tmp_path: Path):
+    (tmp_path / "btc.csv").write_text(_rows().to_csv(index=False, sep=";"))
+    assert len(_read(tmp_path).frame) == 6
+
+
+def test_a_mislabelled_file_is_blamed_on_its_label(tmp_path: Path):
+    (tmp_path / "Binance_BTCUSDT_1h.csv").write_text(CDD.replace("BTC/USDT", "ETH/USDT"))
+    with pytest.raises(FileSourceError, match=r"Volume BTC.*suggest it holds another pair"):
+        _read(tmp_path, pairs=["ETH/USDT"])
+    with pytest.raises(FileSourceError, match=r"maps it to BTC/USDT but its 'symbol' column says"):
+        _read(tmp_path, mapping={"Binance_BTCUSDT_1h.csv": "BTC/USDT"})
+
+
+def test_a_byte_order_mark_before_the_url_line(tmp_path: Path):
+    (tmp_path / "b.csv").write_bytes(b"\xef\xbb\xbf" + CDD.encode())
+    assert len(_read(tmp_path).frame) == 3
+
+
+# other layouts people have: each on a small file written here
+BITSTAMP = """https://www.CryptoDataDownload.com
+Data from Bitstamp, timestamps in UTC
+unix,date,symbol,open,high,low,close,Volume BTC,Volume USD
+1596369600,2020-08-02 12:00:00,BTC/USD,11105.54,11120,11100,11110,10.5,116655
+1596366000,2020-08-02 11:00:00,BTC/USD,11100.00,11110,11090,11105.54,12.0,133212
+1596362400,2020-08-02 10:00:00,BTC/USD,11090.00,11105,11085,11100,9.0,99900
+"""
+GEMINI = """Unix Timestamp,Date,Symbol,Open,High,Low,Close,Volume
+1596369600000,2020-08-02 12:00:00,BTCUSD,11105.54,11120,11100,11110,10.5
+1596366000000,2020-08-02 11:00:00,BTCUSD,11100.00,11110,11090,11105.54,12.0
+1596362400000,2020-08-02 10:00:00,BTCUSD,11090.00,11105,11085,11100,9.0
+"""
+
+
+def test_cdd_exports_of_other_exchanges(tmp_path: Path):
+    (tmp_path / "Bitstamp_BTCUSD_1h.csv").write_text(BITSTAMP)
+    (tmp_path / "Gemini_BTCUSD_1h.csv").write_text(GEMINI.replace("BTCUSD,", "ETHUSD,"))
+    scan = _read(tmp_path, pairs=["BTC/USD", "ETH/USD"])
+    assert scan.used == {"BTC/USD": ["Bitstamp_BTCUSD_1h.csv"], "ETH/USD": ["Gemini_BTCUSD_1h.csv"]}
+    btc = scan.frame[scan.frame["pair"] == "BTC/USD"]
+    assert btc["volume"].tolist() == [9.0, 12.0, 10.5]  # base volume, oldest first
+
+
+def test_a_slashless_symbol_needs_a_known_quote_currency(tmp_path: Path):
+    (tmp_path / "g.csv").write_text(GEMINI.replace("BTCUSD,", "BTCXYZ,"))
+    with pytest.raises(FileSourceError, match=r"'BTCXYZ' names no quote currency.*data.files"):
+        _read(tmp_path, pairs=["BTC/XYZ"])
+    assert len(_read(tmp_path, pairs=["BTC/XYZ"], quotes=["XYZ"]).frame) == 3
+
+
+def test_ccxt_and_pandas_exports(tmp_path: Path):
+    df = _rows()
+    ms = (df["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1ms")
+    ccxt = df.drop(columns="pair").assign(timestamp=ms)
+    ccxt.to_csv(tmp_path / "ccxt.csv", index=False)  # epoch ms, no pair column
+    frame = df.drop(columns="pair").rename(columns={"timestamp": "Datetime", "close": "Close"})
+    frame.assign(Datetime=df["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")).to_csv(
+        tmp_path / "pandas.csv"  # the index becomes an unnamed first column
+    )
+    scan = _read(
+        tmp_path,
+        pairs=["BTC/USDT", "ETH/USDT"],
+        mapping={"ccxt.csv": "BTC/USDT", "pandas.csv": "ETH/USDT"},
+    )
+    assert scan.frame.groupby("pair").size().to_dict() == {"BTC/USDT": 6, "ETH/USDT": 6}
+    assert scan.frame["timestamp"].min() == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def test_parquet_with_a_datetime_index(tmp_path: Path):
+    _rows().set_index("timestamp").to_parquet(tmp_path / "btc.parquet")
+    out = _read(tmp_path).frame
+    assert out["timestamp"].tolist() == _rows()["timestamp"].tolist()

@@ -77,3 +77,23 @@ def test_until_keeps_the_history_before_it(tmp_path):
     assert len(loaded.frame) == 100  # the full history before the cut, not after it
     assert loaded.details["end"] == str(until)
     assert not loaded.live
+
+
+def test_one_row_dated_in_the_future_gets_its_own_rule(tmp_path):
+    from cryptocast.validation import DataValidationError, validate
+
+    frame = make_ohlcv("BTC/USDT", periods=300)
+    future = frame.iloc[[-1]].assign(timestamp=pd.Timestamp("2099-01-01", tz="UTC"))
+    pd.concat([frame, future]).to_csv(tmp_path / "btc.csv", index=False)
+    raw = raw_config("hour")
+    raw["data"]["history"] = 100
+    raw["evaluation"].update(window=24, calibration_window=24)
+    raw["validation"]["min_history"] = 50
+    cfg = apply_overrides(raw, source="files", data_dir=str(tmp_path), pairs=["BTC/USDT"])
+    loaded = load_ohlcv(cfg)
+    assert len(loaded.frame) == 101  # the real window is kept, and the row for the rule
+    with pytest.raises(DataValidationError) as err:
+        validate(loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
+    rules = {v.rule for v in err.value.report.violations}
+    assert rules == {"future_timestamp"}
+    assert "[future_timestamp] BTC/USDT: 1 x, first at 2099-01-01 00:00" in str(err.value)

@@ -149,3 +149,11 @@ def test_every_violation_reported_at_once():
     for rule in rules:
         assert f"[{rule}] BTC/USDT" in message
     assert "Nothing was trained or deployed" in message
+
+
+def test_dropping_more_than_a_few_rows_is_said_loudly():
+    df = make_ohlcv(periods=100)
+    _, quiet = run(pd.concat([df, df.iloc[[10, 20]]]))
+    assert "WARNING" not in quiet.format()
+    _, report = run(pd.concat([df, df.iloc[10:20]]))
+    assert "WARNING BTC/USDT: 10 of 110 loaded rows were dropped" in report.format()

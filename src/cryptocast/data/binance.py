@@ -17,11 +17,12 @@ from typing import Any, Protocol
 import pandas as pd
 
 from cryptocast.contracts import OHLCV_COLUMNS, pair_slug, to_ohlcv
+from cryptocast.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class SourceUnavailable(RuntimeError):
+class SourceUnavailable(UserError, RuntimeError):
     """The exchange could not be reached after all retries."""
 
 

@@ -1,35 +1,69 @@
 """Read OHLCV candles from a directory of CSV or Parquet files.
 
-Two layouts are understood:
+The layouts people have (README, "Data files", shows one example of each):
 
-* the canonical one: columns ``timestamp, open, high, low, close, volume`` and optionally
-  ``pair`` (or ``symbol``); timestamps as ISO strings or epoch seconds/milliseconds;
-* the CryptoDataDownload CSV: an optional first line holding the site's URL, columns
-  ``unix,date,symbol,open,high,low,close,Volume <BASE>,Volume <QUOTE>,tradecount``,
-  newest first, ``unix`` in milliseconds for recent rows and in seconds for older rows.
+* exports of ccxt, pandas or a warehouse: a time column and ``open, high, low, close,
+  volume``, optionally ``pair``/``symbol``; times as ISO 8601 strings (naive = UTC) or
+  epoch numbers, the unit (s, ms, us, ns) read per value from its size;
+* CryptoDataDownload CSVs of any exchange or instrument: preamble lines (the site's URL)
+  before the header, ``unix,date,symbol,open,high,low,close,Volume <BASE>,Volume
+  <QUOTE>[,tradecount]``, newest first, ``unix`` in milliseconds for recent rows and in
+  seconds for older ones (rule ``cdd_overlap`` below);
+* Parquet files with those columns, or with the times as a DatetimeIndex.
 
-The pair of a file is taken from the explicit ``mapping`` (file name -> pair) or from its
-``pair``/``symbol`` column, never guessed from the file name. Files whose candle spacing
-is not the run's frequency (a daily file in an hourly run) are skipped and reported.
+The header row is found (not assumed to be the first line), the delimiter sniffed
+(``, ; TAB |``), a UTF-8 byte-order mark ignored, and column names matched case-, space-
+and underscore-insensitively through one alias table, :data:`ALIASES`.
+
+The pair of a file comes from the explicit ``mapping`` (file name -> pair) or its
+``pair``/``symbol`` column, never from the file name. ``BTC/USDT``, ``BTC-USDT`` and
+``BTC_USDT`` say it; ``BTCUSDT`` is read only through the configured quote currencies
+(``data.quote_currencies``). Files of pairs or granularities the run does not need, and
+files that cannot be read at all, are skipped with a reason; a problem in a file the run
+needs is a :class:`FileSourceError` naming the file, the line and what was expected.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cryptocast.contracts import OHLCV_COLUMNS, to_ohlcv
+from cryptocast.contracts import OHLCV_COLUMNS, PRICE_COLUMNS, to_ohlcv
+from cryptocast.errors import UserError
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".csv", ".parquet")
+SEPARATORS = (",", ";", "\t", "|")
+HEADER_SCAN = 20  # lines searched for the header row
+NULLS = ["NULL", "null", "NaN", "nan", "", "None"]
+# canonical column -> accepted names, normalised by _norm, in order of preference
+ALIASES: dict[str, tuple[str, ...]] = {
+    "timestamp": ("unix", "unix timestamp", "timestamp", "open time", "time", "datetime", "date"),
+    "pair": ("pair", "symbol", "ticker", "market", "instrument"),
+    "open": ("open",),
+    "high": ("high",),
+    "low": ("low",),
+    "close": ("close",),
+    "volume": ("volume", "vol", "base volume", "volume base"),
+}
+DEFAULT_QUOTES = ("USDT", "USDC", "BUSD", "USD", "EUR")
 
 
-class FileSourceError(ValueError):
+class FileSourceError(UserError, ValueError):
     """The directory cannot give the requested pairs; the message says what to do."""
+
+
+class Unreadable(FileSourceError):
+    """A file that cannot be read at all (so whose pair is unknown): skipped, and named if
+    a requested pair is then missing."""
 
 
 @dataclass
@@ -42,101 +76,249 @@ class FileScan:
     superseded: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def supersede_legacy_rows(raw: pd.DataFrame, unix_col: str) -> tuple[pd.DataFrame, dict]:
+@dataclass(frozen=True)
+class RawFile:
+    """One file's cells as text (CSV) or as stored (Parquet), with their line numbers."""
+
+    name: str
+    frame: pd.DataFrame
+    lines: np.ndarray  # the file line (CSV, 1-based) or row (Parquet) of each frame row
+    unit: str  # "line" or "row"
+
+    def where(self, position: int) -> str:
+        return f"{self.name}, {self.unit} {int(self.lines[position])}"
+
+
+def _norm(name: object) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(name).strip().strip('"').lower()).strip()
+
+
+def columns_of(frame: pd.DataFrame) -> dict[str, str]:
+    """canonical column -> the frame's column, through :data:`ALIASES`."""
+    by_norm = {}
+    for col in frame.columns:
+        by_norm.setdefault(_norm(col), col)
+    found = {}
+    for canonical, names in ALIASES.items():
+        for n in names:
+            if n in by_norm:
+                found[canonical] = by_norm[n]
+                break
+    return found
+
+
+def _header(lines: list[str], name: str) -> tuple[int, str]:
+    """(index, delimiter) of the header row: the first line naming a time column and
+    ``close``."""
+    for i, line in enumerate(lines[:HEADER_SCAN]):
+        for sep in SEPARATORS:
+            fields = {_norm(f) for f in line.split(sep)}
+            if "close" in fields and fields & set(ALIASES["timestamp"]):
+                return i, sep
+    first = lines[0][:80] if lines else ""
+    raise Unreadable(
+        f"{name}: no header row with a time column and open/high/low/close in its first "
+        f"{HEADER_SCAN} lines (line 1 reads {first!r}); see the README's data file layouts"
+    )
+
+
+def read_csv(path: Path, name: str) -> RawFile:
+    data = _read_bytes(path, name)
+    if not data.strip():
+        raise Unreadable(f"{name}: empty file")
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first line
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise Unreadable(
+            f"{name}, line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; "
+            "save the file as UTF-8"
+        ) from None
+    lines = text.splitlines()
+    at, sep = _header(lines, name)
+    frame = pd.read_csv(
+        io.StringIO(text),
+        skiprows=at,
+        sep=sep,
+        dtype=str,
+        keep_default_na=False,
+        skip_blank_lines=False,
+    )
+    for col in frame.columns:
+        text = frame[col].str.strip()
+        frame[col] = text.where(~text.isin(NULLS) & text.notna(), None)
+    numbers = np.arange(len(frame)) + at + 2  # header on line at + 1
+    keep = frame.notna().any(axis=1).to_numpy()
+    if not keep.any():
+        raise Unreadable(f"{name}: a header (line {at + 1}) and no rows")
+    return RawFile(name, frame[keep].reset_index(drop=True), numbers[keep], "line")
+
+
+def read_parquet(path: Path, name: str) -> RawFile:
+    try:
+        path.stat()
+    except OSError as exc:  # a link loop, a dangling link
+        raise Unreadable(f"{name}: cannot be read ({exc.strerror})") from None
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise Unreadable(f"{name}: not a readable Parquet file ({str(exc)[:120]})") from None
+    if isinstance(frame.index, pd.DatetimeIndex):
+        frame = frame.rename_axis(frame.index.name or "timestamp").reset_index()
+    if frame.empty:
+        raise Unreadable(f"{name}: no rows")
+    return RawFile(name, frame.reset_index(drop=True), np.arange(len(frame)) + 1, "row")
+
+
+def _read_bytes(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise Unreadable(f"{name}: cannot be read ({exc.strerror})") from None
+
+
+def symbol_pair(symbol: str, quotes: Sequence[str], name: str) -> str:
+    """``BTC/USDT`` from a symbol as written: with a separator, or (``BTCUSDT``) ending in
+    one of the configured ``quotes``."""
+    s = symbol.strip().upper()
+    parts = re.split(r"[/\-_]", s)
+    if len(parts) == 2 and all(parts):
+        return "/".join(parts)
+    for q in sorted(quotes, key=len, reverse=True):
+        if s.endswith(q.upper()) and len(s) > len(q):
+            return f"{s[: -len(q)]}/{q.upper()}"
+    raise FileSourceError(
+        f"{name}: symbol {symbol!r} names no quote currency this run knows "
+        f"(data.quote_currencies: {list(quotes)}); add it there, or map the file "
+        f"explicitly: data.files: {{'{name}': 'BASE/QUOTE'}}"
+    )
+
+
+def pair_of(raw: RawFile, mapped: str | None, quotes: Sequence[str]) -> str:
+    """The pair a file holds: the explicit mapping, else its pair/symbol column (and the
+    two must agree when both are there)."""
+    col = columns_of(raw.frame).get("pair")
+    found = []
+    if col is not None:
+        found = sorted({symbol_pair(v, quotes, raw.name) for v in raw.frame[col].dropna().unique()})
+    if mapped is not None:
+        if found and found != [mapped]:
+            raise FileSourceError(
+                f"{raw.name}: data.files maps it to {mapped} but its '{col}' column says "
+                f"{', '.join(found)}; fix the mapping or the file"
+            )
+        return mapped
+    if col is None:
+        raise FileSourceError(
+            f"{raw.name}: cannot tell which pair it holds (no 'pair' or 'symbol' column). "
+            "Map it explicitly in the config: data.files: {'" + raw.name + "': 'BTC/USDT'}"
+        )
+    if len(found) != 1:
+        raise FileSourceError(f"{raw.name}: expected one pair in '{col}', found {found[:5]}")
+    return found[0]
+
+
+def _bad(raw: RawFile, values: pd.Series, parsed: pd.Series, what: str) -> None:
+    """Raise naming the first cell that has a value but did not parse."""
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise FileSourceError(
+            f"{raw.where(i)}: {what} {values.iloc[i]!r}; fix or remove the row "
+            f"({int(bad.sum())} such cell(s) in the file)"
+        )
+
+
+def epoch_to_utc(values: pd.Series) -> pd.Series:
+    """Epoch numbers to UTC times, the unit of each value read from its size: below 1e11
+    seconds, below 1e14 milliseconds (both rounded to the millisecond: CDD writes seconds
+    as floats, and mixes the two), below 1e17 microseconds, else nanoseconds. A value
+    out of range becomes NaT."""
+    num = pd.to_numeric(values, errors="coerce")
+    f = num.astype("float64").to_numpy()
+    size = np.abs(f)
+    ns = np.full(len(f), np.iinfo(np.int64).min, dtype="int64")  # NaT
+    small = np.isfinite(f) & (size < 1e14)
+    ms = np.where(size < 1e11, f * 1000.0, f)
+    ns[small] = np.round(ms[small]).astype("int64") * 1_000_000
+    large = np.isfinite(f) & (size >= 1e14) & (size < 9e18)
+    if large.any():
+        exact = num.to_numpy()[large]
+        whole = exact.astype("int64") if num.dtype.kind in "iu" else np.round(exact).astype("int64")
+        ns[large] = np.where(size[large] < 1e17, whole * 1000, whole)
+    return pd.Series(pd.to_datetime(ns, utc=True), index=values.index)
+
+
+def parse_times(raw: RawFile, col: str) -> pd.Series:
+    values = raw.frame[col]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values, utc=True)
+    num = pd.to_numeric(values, errors="coerce")
+    if num.notna().sum() * 2 >= values.notna().sum():  # mostly numbers: epoch times
+        times = epoch_to_utc(num)
+    else:
+        times = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    _bad(raw, values, times, f"time {col!r} is not ISO 8601 (2021-06-10 00:00:00) or epoch:")
+    missing = values.isna()
+    if missing.any():
+        i = int(np.flatnonzero(missing.to_numpy())[0])
+        raise FileSourceError(f"{raw.where(i)}: no time in column {col!r}")
+    return times
+
+
+def supersede_legacy_rows(
+    frame: pd.DataFrame, epoch: pd.Series
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """CryptoDataDownload rule ``cdd_overlap``: where a timestamp has a row from the API
     collection (``unix`` in milliseconds) and one from the legacy collection (seconds),
     the API row wins. The legacy rows set ``open`` to the previous close, so the two differ
-    by design (measured: up to 0.13% on open, once 0.55% on close). Returns the kept rows and
-    what was dropped (count, largest relative price difference)."""
-    unix = pd.to_numeric(raw[unix_col], errors="coerce")
-    is_api = unix > 1e11
-    ms = np.where(is_api, unix, unix * 1000.0)
-    key = pd.Series(np.round(ms), index=raw.index)
-    api_keys = set(key[is_api])
-    legacy_dup = ~is_api & key.isin(api_keys)
+    by design (measured: up to 0.13% on open, once 0.55% on close). ``frame`` holds parsed
+    ``timestamp`` and prices; returns the kept rows and what was dropped (count, largest
+    relative price difference)."""
+    is_api = (epoch > 1e11).to_numpy()
+    api_times = set(frame.loc[is_api, "timestamp"])
+    legacy_dup = ~is_api & frame["timestamp"].isin(api_times).to_numpy()
     if not legacy_dup.any():
-        return raw, {}
-    prices = ["open", "high", "low", "close"]
-    cols = {c.lower(): c for c in raw.columns}
-    api = raw[is_api].assign(_k=key[is_api]).drop_duplicates("_k").set_index("_k")
-    old = raw[legacy_dup].assign(_k=key[legacy_dup]).set_index("_k")
-    a = api.loc[old.index, [cols[p] for p in prices]].to_numpy(float)
-    b = old[[cols[p] for p in prices]].to_numpy(float)
-    diff = float(np.nanmax(np.abs(a - b) / np.abs(a))) if len(b) else 0.0
-    return raw[~legacy_dup], {"rows": int(legacy_dup.sum()), "max_rel_diff": diff}
+        return frame, {}
+    api = frame[is_api].drop_duplicates("timestamp").set_index("timestamp")
+    old = frame[legacy_dup].set_index("timestamp")
+    prices = list(PRICE_COLUMNS)
+    a = api.loc[old.index, prices].to_numpy(float)
+    b = old[prices].to_numpy(float)
+    diff = float(np.nanmax(np.abs(a - b) / np.abs(a)))
+    return frame[~legacy_dup], {"rows": int(legacy_dup.sum()), "max_rel_diff": diff}
 
 
-def _epoch_to_utc(values: pd.Series) -> pd.Series:
-    """Epoch numbers, seconds or milliseconds row by row (as mixed in CDD files)."""
-    num = pd.to_numeric(values, errors="coerce").astype("float64")
-    ms = np.where(num > 1e11, num, num * 1000.0)
-    return pd.to_datetime(np.round(ms).astype("int64"), unit="ms", utc=True)
-
-
-def _parse_timestamps(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values):
-        return _epoch_to_utc(values)
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return pd.to_datetime(values, utc=True)
-    return pd.to_datetime(values, utc=True, format="ISO8601")
-
-
-def _read_raw(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    with open(path, encoding="utf-8") as fh:
-        first = fh.readline()
-    skip = 1 if first.strip().lower().startswith("http") else 0
-    return pd.read_csv(path, skiprows=skip, na_values=["NULL", "null", ""])
-
-
-def normalise_file_frame(
-    raw: pd.DataFrame, *, pair: str | None, name: str
-) -> tuple[pd.DataFrame, dict]:
-    """Turn one file's rows (either layout) into the OHLCV contract.
-
-    Returns the frame and what the ``cdd_overlap`` rule superseded (empty if nothing)."""
-    superseded: dict = {}
-    cols = {c.lower().strip(): c for c in raw.columns}
-    pair_col = cols.get("pair") or cols.get("symbol")
-    if pair is None:
-        if pair_col is None:
-            raise FileSourceError(
-                f"{name}: cannot tell which pair it holds (no 'pair' or 'symbol' column). "
-                "Map it explicitly in the config: data.files: {'" + name + "': 'BTC/USDT'}"
-            )
-        found = raw[pair_col].dropna().astype(str).str.upper().unique()
-        if len(found) != 1:
-            raise FileSourceError(f"{name}: expected one pair in '{pair_col}', found {found[:5]}")
-        pair = found[0] if "/" in found[0] else None
-        if pair is None:
-            raise FileSourceError(
-                f"{name}: symbol {found[0]!r} has no '/' so base and quote are ambiguous; "
-                "map the file explicitly with data.files"
-            )
-    if "unix" in cols:
-        raw, superseded = supersede_legacy_rows(raw, cols["unix"])
-        ts = _epoch_to_utc(raw[cols["unix"]])
-    elif "timestamp" in cols:
-        ts = _parse_timestamps(raw[cols["timestamp"]])
-    else:
-        raise FileSourceError(f"{name}: no 'timestamp' or 'unix' column in {list(raw.columns)}")
-    base = pair.split("/")[0].lower()
-    vol_col = cols.get("volume") or cols.get(f"volume {base}")
-    if vol_col is None:
-        raise FileSourceError(f"{name}: no 'volume' or 'Volume {base.upper()}' column")
-    missing = [c for c in ("open", "high", "low", "close") if c not in cols]
+def normalise(raw: RawFile, pair: str) -> tuple[pd.DataFrame, dict]:
+    """One file's rows (any layout above) in the OHLCV contract, and what rule
+    ``cdd_overlap`` superseded (empty if nothing)."""
+    cols = columns_of(raw.frame)
+    names = list(raw.frame.columns)
+    if "timestamp" not in cols:
+        raise FileSourceError(f"{raw.name}: no time column ({', '.join(ALIASES['timestamp'])}) "
+                              f"in {names}")  # fmt: skip
+    missing = [c for c in PRICE_COLUMNS if c not in cols]
     if missing:
-        raise FileSourceError(f"{name}: missing price columns {missing}")
-    frame = pd.DataFrame(
-        {
-            "pair": pair,
-            "timestamp": ts,
-            **{c: raw[cols[c]] for c in ("open", "high", "low", "close")},
-            "volume": raw[vol_col],
-        }
-    )
-    return to_ohlcv(frame), superseded
+        raise FileSourceError(f"{raw.name}: missing price columns {missing} in {names}")
+    base = pair.split("/")[0].lower()
+    by_norm = {_norm(c): c for c in raw.frame.columns}
+    volume = cols.get("volume") or by_norm.get(f"volume {base}")
+    if volume is None:
+        others = [c for c in names if _norm(c).startswith("volume ")]
+        hint = f"; its {others} suggest it holds another pair than {pair}" if others else ""
+        raise FileSourceError(f"{raw.name}: no 'volume' or 'Volume {base.upper()}' column{hint}")
+    out = pd.DataFrame({"pair": pair, "timestamp": parse_times(raw, cols["timestamp"])})
+    for name, col in [*((c, cols[c]) for c in PRICE_COLUMNS), ("volume", volume)]:
+        values = raw.frame[col]
+        out[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        _bad(raw, values, out[name], f"{name} is not a number:")
+    superseded: dict = {}
+    stamps = raw.frame[cols["timestamp"]]
+    if not pd.api.types.is_datetime64_any_dtype(stamps):
+        epoch = pd.to_numeric(stamps, errors="coerce")
+        if epoch.notna().all():
+            out, superseded = supersede_legacy_rows(out, epoch)
+    return to_ohlcv(out), superseded
 
 
 def _spacing(frame: pd.DataFrame) -> pd.Timedelta | None:
@@ -145,33 +327,65 @@ def _spacing(frame: pd.DataFrame) -> pd.Timedelta | None:
     return None if diffs.empty else diffs.median()
 
 
+def _check_directory(directory: Path) -> None:
+    try:
+        directory.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileSourceError(
+                f"data directory {directory} is a symbolic-link loop; point DATA_DIR at a "
+                "real folder"
+            ) from None
+        raise FileSourceError(f"data directory {directory} does not exist (DATA_DIR=...)") from None
+    if not directory.is_dir():
+        raise FileSourceError(
+            f"data directory {directory} is a file, not a folder: set DATA_DIR to the folder "
+            f"that holds it ({directory.parent})"
+        )
+
+
 def read_directory(
-    directory: Path, *, pairs: list[str], freq: str, mapping: dict[str, str] | None = None
+    directory: Path,
+    *,
+    pairs: list[str],
+    freq: str,
+    mapping: dict[str, str] | None = None,
+    quotes: Sequence[str] = DEFAULT_QUOTES,
 ) -> FileScan:
     """Read every CSV/Parquet file in ``directory`` holding one of ``pairs`` at ``freq``."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise FileSourceError(f"data directory {directory} does not exist (DATA_DIR=...)")
+    _check_directory(directory)
     mapping = mapping or {}
     step = pd.Timedelta(freq)
     scan = FileScan(frame=pd.DataFrame(columns=list(OHLCV_COLUMNS)))
     parts: list[pd.DataFrame] = []
     for path in sorted(p for p in directory.iterdir() if p.suffix.lower() in SUFFIXES):
-        frame, superseded = normalise_file_frame(
-            _read_raw(path), pair=mapping.get(path.name), name=path.name
-        )
-        pair = frame["pair"].iloc[0] if len(frame) else mapping.get(path.name, "?")
-        spacing = _spacing(frame)
+        name = path.name
+        try:
+            raw = (read_parquet if path.suffix.lower() == ".parquet" else read_csv)(path, name)
+        except Unreadable as exc:
+            scan.skipped[name] = str(exc).removeprefix(f"{name}: ").removeprefix(f"{name}, ")
+            continue
+        pair = pair_of(raw, mapping.get(name), quotes)
         if pair not in pairs:
-            scan.skipped[path.name] = f"pair {pair} not requested"
-        elif spacing != step:
-            scan.skipped[path.name] = f"candles every {spacing}, run needs {step}"
-        else:
-            scan.used.setdefault(pair, []).append(path.name)
-            parts.append(frame)
-            if superseded:
-                scan.superseded[path.name] = superseded
-                log.info("files: %s: rule cdd_overlap superseded %s", path.name, superseded)
+            scan.skipped[name] = f"pair {pair} not requested"
+            continue
+        frame, superseded = normalise(raw, pair)
+        spacing = _spacing(frame)
+        if spacing != step:
+            scan.skipped[name] = f"candles every {spacing}, run needs {step}"
+            continue
+        scan.used.setdefault(pair, []).append(name)
+        parts.append(frame)
+        if superseded:
+            scan.superseded[name] = superseded
+            log.info(
+                "files: %s: rule cdd_overlap: %d legacy row(s) replaced by the API's (prices "
+                "differ by at most %.3f%%)",
+                name,
+                superseded["rows"],
+                100 * superseded["max_rel_diff"],
+            )
     for name, reason in scan.skipped.items():
         log.info("files: skipped %s (%s)", name, reason)
     absent = [p for p in pairs if p not in scan.used]

@@ -41,11 +41,19 @@ class Loaded:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def trim_history(frame: pd.DataFrame, history: int, freq: str) -> pd.DataFrame:
-    """Keep, per pair, the candles within ``history`` periods of that pair's last one."""
+def trim_history(
+    frame: pd.DataFrame, history: int, freq: str, now: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Keep, per pair, the candles within ``history`` periods of that pair's last one
+    that is not dated after ``now``; rows dated after it are kept for validation's
+    ``future_timestamp`` rule to name (one such row must not push the window past the
+    real data)."""
     step = pd.Timedelta(freq)
-    last = frame.groupby("pair")["timestamp"].transform("max")
-    return frame[frame["timestamp"] > last - history * step].reset_index(drop=True)
+    now = now or pd.Timestamp.now(tz="UTC")
+    past = frame["timestamp"].where(frame["timestamp"] <= now)
+    last = past.groupby(frame["pair"]).transform("max")
+    keep = (frame["timestamp"] > last - history * step) | (frame["timestamp"] > now)
+    return frame[keep].reset_index(drop=True)
 
 
 def load_sample(cfg: Settings) -> pd.DataFrame:
@@ -118,7 +126,11 @@ def _load(
     if source == "files":
         assert cfg.data.data_dir is not None  # enforced by Settings
         scan = read_directory(
-            cfg.data.data_dir, pairs=cfg.pairs, freq=cfg.freq, mapping=cfg.data.files
+            cfg.data.data_dir,
+            pairs=cfg.pairs,
+            freq=cfg.freq,
+            mapping=cfg.data.files,
+            quotes=cfg.data.quote_currencies,
         )
         frame = scan.frame
         if cfg.data.end is not None:  # "as of" a date: the history before it

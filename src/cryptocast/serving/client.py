@@ -8,8 +8,10 @@ from typing import Any
 
 import requests
 
+from cryptocast.errors import UserError
 
-class ServingError(RuntimeError):
+
+class ServingError(UserError, RuntimeError):
     """The server did not answer as expected."""
 
 

@@ -1,0 +1,65 @@
+"""How the command line ends on an error: a message, not a traceback.
+
+A :class:`cryptocast.errors.UserError` prints its message (exit 2); anything else prints
+one line naming the file its traceback went to (exit 1). Tracebacks are printed only with
+``--debug`` / ``CRYPTOCAST_DEBUG=1``, and are always appended to ``logs/errors.log``.
+ZenML logs a failed step's traceback itself; :func:`quiet_step_tracebacks` sends that one
+to the same file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import click
+
+from cryptocast.errors import UserError, debug
+from cryptocast.paths import LOGS_DIR
+
+ERROR_LOG = LOGS_DIR / "errors.log"
+USER_EXIT, BUG_EXIT = 2, 1
+# ZenML's loggers that log a failed step's traceback (the step's message is logged too)
+STEP_FAILURE_LOGGERS = ("zenml.orchestrators.local.local_orchestrator",)
+
+
+def keep_traceback(text: str) -> Path:
+    """Append ``text`` with the time and command line to :data:`ERROR_LOG`."""
+    ERROR_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with ERROR_LOG.open("a", encoding="utf-8") as fh:
+        fh.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} {' '.join(sys.argv)}\n{text}\n")
+    return ERROR_LOG
+
+
+class _TracebackToFile(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not debug():
+            keep_traceback("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_step_tracebacks() -> None:
+    """Keep ZenML's traceback of a failed step in the error log, not on the screen."""
+    for name in STEP_FAILURE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _TracebackToFile) for f in logger.filters):
+            logger.addFilter(_TracebackToFile())
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` as a user sees it; the exit status to end with."""
+    path = keep_traceback(traceback.format_exc())
+    if isinstance(exc, UserError):
+        click.secho(f"error: {exc}", fg="red", err=True)
+        return USER_EXIT
+    click.secho(
+        f"error: {type(exc).__name__}: {exc}\n(unexpected: the traceback is in {path}; "
+        "run again with --debug or CRYPTOCAST_DEBUG=1 to print it)",
+        fg="red",
+        err=True,
+    )
+    return BUG_EXIT
