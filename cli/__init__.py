@@ -14,7 +14,7 @@ import click
 
 from cli import dashboards, delivery, errors, monitoring, ops, train
 from cryptocast.errors import DEBUG_ENV, debug
-from cryptocast.paths import METRICS_DIR_ENV, metrics_dir
+from cryptocast.paths import METRICS_DIR_ENV, ZENML_HOME, metrics_dir
 
 
 @click.group()
@@ -29,7 +29,9 @@ def cli(debug_flag: bool) -> None:
     if debug_flag:
         os.environ[DEBUG_ENV] = "1"  # the processes this one starts inherit it
     errors.quiet_step_tracebacks()
-    # before any command imports ZenML; the served models inherit the metrics directory
+    # before any command imports ZenML: the project's ZenML home (as make sets it), never
+    # ~/.config/zenml, and no analytics; the served models inherit the metrics directory
+    os.environ.setdefault("ZENML_CONFIG_PATH", str(ZENML_HOME))
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
     os.environ.setdefault(METRICS_DIR_ENV, str(metrics_dir()))

@@ -15,6 +15,20 @@ from cli.common import (
 from cryptocast.bundle import MANIFEST
 
 
+def _training(cfg) -> str:
+    """Whether a training run of ``cfg`` holds its lock; if none does, runs still marked
+    in progress were killed: they are marked failed here."""
+    from cryptocast.locks import Busy, exclusive, lock_path
+    from infra import runs
+
+    try:
+        with exclusive(lock_path(cfg.deploy.models_dir), f"{cfg.granularity} status check"):
+            marked = runs.fail_orphans(cfg, "killed: its process was gone")
+    except Busy as exc:
+        return f"busy: {exc}"
+    return f"killed run(s) marked failed: {', '.join(marked)}" if marked else "no run in progress"
+
+
 @click.command()
 def status() -> None:
     """What is served: champion, front door address, model server, unfinished releases."""
@@ -32,10 +46,15 @@ def status() -> None:
         served = f"v{svc.config.registry_model_version} at {svc.prediction_url}" if svc else "-"
         front = frontdoor.status(cfg)
         door = front["url"] if front else f"not running (make front GRAN={gran})"
-        click.echo(
-            f"{gran:5s} {name}: champion v{champion or '-'} (previous v{previous or '-'})\n"
-            f"      front door: {door}\n      model server: {served}"
-        )
+        if champion is None:
+            click.echo(f"{gran:5s} {name}: no model trained yet (make train GRAN={gran})")
+        else:
+            before = f"previous v{previous}" if previous else "no previous version"
+            click.echo(
+                f"{gran:5s} {name}: champion v{champion} ({before})\n"
+                f"      front door: {door}\n      model server: {served}"
+            )
+        click.echo(f"      training: {_training(cfg)}")
         published = published_version(cfg.deploy.models_dir)
         if champion and published != champion:
             click.echo(

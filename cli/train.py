@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import click
 
 from cli.common import data_options, data_overrides, granularity_lock, settings
+from cryptocast.errors import debug
 from cryptocast.paths import granularity_config
 
 
@@ -38,19 +40,40 @@ def train(
     if promote_backfill:
         overrides["promote_backfill"] = True
     cfg = settings(gran, config, **overrides)  # fail fast on a bad override, before ZenML
-    from infra import retrain
+    from infra import retrain, runs
     from infra.stack import ensure_stack
     from pipelines.training import run_training
 
     t0, started_ms = time.perf_counter(), int(time.time() * 1000)
+    runs.stop_on_signals()
     try:
         with granularity_lock(cfg, "training run"):
             for line in ensure_stack():  # `make setup`, in-process (no-op when set up)
                 click.echo(f"setup: {line}")
-            run_training(granularity_config(gran, config), **overrides)
+            for name in runs.fail_orphans(cfg, "killed: its process was gone"):
+                click.secho(f"marked failed: {name} (its process had been killed)", fg="yellow")
+            try:
+                run_training(granularity_config(gran, config), **overrides)
+            except BaseException:
+                if (signal := runs.stopped_by()) is None:
+                    raise
+                marked = runs.fail_orphans(cfg, f"stopped by {signal}")
+                click.secho(
+                    f"\ntraining pipeline ({gran}) STOPPED by {signal} after "
+                    f"{time.perf_counter() - t0:.1f}s; marked failed: {', '.join(marked) or 'none'}"
+                    ". A release is all or nothing: `make status` shows what is served.",
+                    fg="red",
+                    err=True,
+                )
+                sys.exit(130)
     except click.ClickException:
         raise
     except Exception as exc:  # the step already logged details; make the exit loud
+        from cli.errors import keep_traceback
+
+        keep_traceback(traceback.format_exc())
+        if debug():
+            raise
         if retrain.rejected_since(cfg, started_ms):
             click.secho(
                 f"\ntraining pipeline ({gran}) REJECTED after {time.perf_counter() - t0:.1f}s: "

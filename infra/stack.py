@@ -23,7 +23,15 @@ def ensure_stack() -> list[str]:
 
     The first call in a new ZenML home (``ZENML_CONFIG_PATH``) also creates its local
     store."""
+    from zenml.config.global_config import GlobalConfiguration
+
     done: list[str] = []
+    config = GlobalConfiguration()
+    # the stored value (reading the attribute gives ZENML_ANALYTICS_OPT_IN's): stored in
+    # this ZenML home, its own `zenml` CLI, run without make, sends nothing either
+    if config.__dict__.get("analytics_opt_in", True):
+        config.analytics_opt_in = False
+        done.append("analytics opt-out stored in the ZenML home")
     client = Client()
     for ctype, name in COMPONENTS.items():
         existing = client.list_stack_components(type=ctype, name=name)

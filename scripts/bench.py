@@ -14,9 +14,12 @@ The setup of the fresh home (`cryptocast setup`) is timed separately.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -323,8 +326,47 @@ def pipeline(gran: str) -> dict:
         res["serving"] = load_test(url, payload, rps=20, seconds=30)
         res["front_door"] = front_door(gran, env, run, url)
     finally:
-        subprocess.run([CLI, "stop", "--gran", gran], cwd=ROOT, env=env, capture_output=True)
+        cleanup(gran, env, Path(home))
     return res
+
+
+def processes_of(home: Path) -> list[int]:
+    """PIDs of the processes started for the ZenML home ``home`` (its path in their
+    command line or environment: model server daemons, their uvicorn servers)."""
+    mark = str(home).encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if mark in (proc / "cmdline").read_bytes() or mark in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def cleanup(gran: str, env: dict, home: Path, grace_s: float = 10.0) -> list[int]:
+    """Stop what the bench started in ``home`` (``cryptocast stop``, then SIGTERM and
+    SIGKILL for anything left) and remove ``home``; returns the PIDs that had to be
+    signalled (said loudly: ``stop`` should have stopped them)."""
+    stop = subprocess.run(
+        [CLI, "stop", "--gran", gran], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if stop.returncode != 0:
+        print(f"bench: cryptocast stop failed ({stop.returncode}): {stop.stderr[-500:]}")
+    left = processes_of(home)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in processes_of(home):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while processes_of(home) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if left:
+        print(f"bench: WARNING: {len(left)} process(es) outlived `cryptocast stop`: {left}")
+    shutil.rmtree(home, ignore_errors=True)
+    return left
 
 
 def main() -> None:

@@ -404,7 +404,8 @@ class ConfigError(UserError, ValueError):
 def load_settings(path: str | Path, **overrides: Any) -> Settings:
     """The validated ``parameters.config`` of the run configuration at ``path``, after
     the command-line ``overrides`` of :func:`apply_overrides`."""
+    raw = load_run_config(path)["parameters"]["config"]
     try:
-        return apply_overrides(load_run_config(path)["parameters"]["config"], **overrides)
+        return apply_overrides(raw, **overrides)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -14,6 +14,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent.parent
 LOCKFILE = REPO_ROOT / "requirements.lock"
 LOGS_DIR = REPO_ROOT / "logs"
+ZENML_HOME = REPO_ROOT / ".zenml-home"  # the Makefile's default ZENML_CONFIG_PATH
 
 CONFIG_DIR_ENV = "CRYPTOCAST_CONFIG_DIR"
 METRICS_DIR_ENV = "CRYPTOCAST_METRICS_DIR"
