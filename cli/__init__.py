@@ -35,6 +35,9 @@ def cli(debug_flag: bool) -> None:
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
     os.environ.setdefault(METRICS_DIR_ENV, str(metrics_dir()))
+    # a run's output reads like the README's: steps, decisions, where to look
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("cryptocast").setLevel(logging.INFO)
 
 

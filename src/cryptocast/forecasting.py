@@ -90,8 +90,9 @@ def _lightgbm_global(params: dict, horizon: int, seed: int) -> Built:
 
 
 def _quiet_lightning() -> None:
-    """Lightning announces GPUs, TPUs and tips at INFO on every fit: keep logs readable."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+    """Lightning announces GPUs, TPUs and tips at INFO on every fit and load, Darts its
+    pooling sizes and dtype casts: keep logs readable (warnings still show)."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "darts"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -431,7 +432,10 @@ class Forecaster:
                 raise ValueError(f"{path}: forecaster format {meta.get('format')} unsupported")
             module, _, name = meta["model_class"].partition(":")
             model_cls = getattr(importlib.import_module(module), name)
-            kwargs = {"map_location": "cpu"} if hasattr(model_cls, "load_from_checkpoint") else {}
+            torch_model = hasattr(model_cls, "load_from_checkpoint")
+            if torch_model:
+                _quiet_lightning()
+            kwargs = {"map_location": "cpu"} if torch_model else {}
             model = model_cls.load(str(Path(tmp) / "model.pt"), **kwargs)
             ckpt = Path(tmp) / "model.pt.ckpt"
             checkpoint = ckpt.read_bytes() if ckpt.exists() else None

@@ -100,9 +100,9 @@ def evaluate(
     print(ev.scores.to_string(index=False))
     print(decision.summary())
     if not decision.any_pair_passed:
-        raise QualityGateError(
-            "no pair's model beats the naive forecast (gates.max_mase_ratio in "
-            f"configs/{cfg.granularity}.yaml); nothing is deployed.\n{decision.summary()}"
+        raise QualityGateError(  # the decision was printed just above: not again
+            "no pair's model beats the naive forecast (decision above; gates in "
+            f"configs/{cfg.granularity}.yaml); nothing is deployed"
         )
     served = {p.pair: ev.served[p.pair][p.challenger] for p in decision.pairs}
     return ev.scores, decision.model_dump(mode="json"), served

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,15 +19,24 @@ from cryptocast.data.scenarios import scenario_of
 
 log = logging.getLogger(__name__)
 
-FALLBACK_BANNER = """
-################################################################################
-#  BINANCE IS NOT REACHABLE: FALLING BACK TO SYNTHETIC SAMPLE CANDLES           #
-#  ({reason})
-#  Models trained in this run learn synthetic data. The run is tagged           #
-#  data_fallback=true in MLflow and ZenML. Use DATA=binance (or strict: true)   #
-#  to fail instead, or DATA=files DATA_DIR=... for your own candles.            #
-################################################################################
-"""
+FALLBACK_LINES = (
+    "BINANCE IS NOT REACHABLE: FALLING BACK TO SYNTHETIC SAMPLE CANDLES",
+    "({reason})",
+    "Models trained in this run learn synthetic data. The run is tagged",
+    "data_fallback=true in MLflow and ZenML. Use DATA=binance (or strict: true)",
+    "to fail instead, or DATA=files DATA_DIR=... for your own candles.",
+)
+
+
+def fallback_banner(reason: str, width: int = 80) -> str:
+    """The boxed warning of a run that fell back to sample data, ``reason`` wrapped
+    inside the box (never cut)."""
+    inner = width - 6
+    lines = []
+    for line in FALLBACK_LINES:
+        lines += textwrap.wrap(line.format(reason=reason), inner, break_on_hyphens=False)
+    rule = "#" * width
+    return "\n".join(["", rule, *(f"#  {line:<{inner}}  #" for line in lines), rule, ""])
 
 
 @dataclass
@@ -154,7 +164,7 @@ def _load(
     except binance.SourceUnavailable as exc:
         if source == "binance" or cfg.data.strict:
             raise
-        log.warning(FALLBACK_BANNER.format(reason=str(exc)[:70]))
+        log.warning(fallback_banner(str(exc)))
         return Loaded(
             load_sample(cfg),
             source="sample",
