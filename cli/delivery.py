@@ -77,10 +77,17 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
 
     cfg = settings(gran)
     if frontdoor.status(cfg) is None:
+        from cryptocast import registry
+
+        use_stack()
+        if registry.alias_version(cfg.deploy.model_name) is None:
+            raise click.ClickException(
+                f"no {gran} model trained yet: run `make train GRAN={gran}` (it serves the "
+                "model it promotes)"
+            )
         raise click.ClickException(
             f"the {gran} front door is not running: `make serve GRAN={gran}` starts the "
-            f"champion's server and its front door (`make train GRAN={gran}` first if no "
-            "model was trained yet)"
+            "champion's server and its front door"
         )
     url = frontdoor.url(cfg)
     record = {"pair": pair} | ({"horizon": horizon} if horizon else {})

@@ -98,8 +98,16 @@ def snapshot(env) -> dict:
     }
 
 
+# third-party adverts and warnings a run must not print (issue 12: quiet, useful logs)
+NOISE = ("Tip:", "litlogger", "LeafSpec", "pin_memory", "GPU available", "TPU available",
+         "Downloading artifacts", "Traceback", "INFO mlflow")  # fmt: skip
+
+
 def test_first_run_serves_v1(env):
-    train(env, BTC)
+    proc = train(env, BTC)
+    output = proc.stdout + proc.stderr
+    assert [n for n in NOISE if n in output] == []
+    assert "Step `deploy` has finished" in output
     s = snapshot(env)
     assert s["champion"] == "1"
     assert s["answering"] == "1"

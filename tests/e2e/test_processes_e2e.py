@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,9 @@ def env(tmp_path_factory):
     small_config("day", tmp, serve=False, source="sample")  # make status shows both
     e = cli_env(tmp)
     run_cli(e, "setup")
+    # the analytics opt-out is stored in the ZenML home: its own zenml CLI sends nothing
+    home = os.environ["ZENML_CONFIG_PATH"]
+    assert "analytics_opt_in: false" in Path(home, "config.yaml").read_text()
     return e
 
 

@@ -163,3 +163,49 @@ def test_an_unexpected_error_names_where_its_traceback_went(monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "error: KeyError: 'surprise'" in err
     assert f"the traceback is in {errors.ERROR_LOG}" in err
+
+
+def test_predict_before_any_training_says_to_train(tmp_path):
+    from tests.conftest import cli_env, small_config
+
+    small_config("hour", tmp_path, serve=False, deploy={"model_name": "cryptocast-hour-none"})
+    proc = subprocess.run(
+        [CLI, "predict", "--gran", "hour"],
+        cwd=ROOT, env=cli_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "no hour model trained yet: run `make train GRAN=hour`" in proc.stderr
+    assert "vNone" not in proc.stdout + proc.stderr
+
+
+def test_make_passes_paths_with_spaces_as_one_argument():
+    import shlex
+
+    proc = subprocess.run(
+        ["make", "-n", "train", "GRAN=day", "DATA_DIR=/data/my candles", "CONFIG=/c/my day.yaml"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    line = next(x for x in proc.stdout.splitlines() if "cryptocast train" in x)
+    args = shlex.split(line)
+    assert args[args.index("--data-dir") + 1] == "/data/my candles"
+    assert args[args.index("--config") + 1] == "/c/my day.yaml"
+
+
+def test_commands_before_make_install_say_to_install(tmp_path):
+    for target in ("status", "predict", "versions"):
+        proc = subprocess.run(
+            ["make", "-s", target, f"VENV={tmp_path / 'no-venv'}"],
+            cwd=ROOT, capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == 2
+        assert "not installed" in proc.stderr
+        assert "run make install first" in proc.stderr
+        assert "No such file" not in proc.stderr
+
+
+def test_a_link_loop_as_data_dir_is_named_by_the_loader(tmp_path):
+    from cli.common import data_overrides
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert data_overrides(None, str(loop), None)["data_dir"] == str(loop)  # no RuntimeError
