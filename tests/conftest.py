@@ -51,6 +51,20 @@ def raw_config(gran: str) -> dict:
         return yaml.safe_load(fh)["parameters"]["config"]
 
 
+def files_config(data_dir: Path, *, history: int, **overrides):
+    """The hour settings reading BTC/USDT from ``data_dir``, with windows small enough for
+    ``history`` candles (``overrides``: more of :func:`apply_overrides`)."""
+    from cryptocast.config import apply_overrides
+
+    raw = raw_config("hour")
+    raw["data"]["history"] = history
+    raw["evaluation"].update(window=24, calibration_window=24)
+    raw["validation"]["min_history"] = 50
+    return apply_overrides(
+        raw, source="files", data_dir=str(data_dir), pairs=["BTC/USDT"], **overrides
+    )
+
+
 @pytest.fixture
 def hour_cfg():
     from cryptocast.config import apply_overrides

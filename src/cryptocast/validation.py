@@ -101,6 +101,21 @@ def _finding(rule: str, pair: str, ts: pd.Series | pd.Index, detail: str = "") -
     return Finding(rule=rule, pair=pair, count=len(ts), first=_stamps(ts), detail=detail)
 
 
+def _drop(
+    g: pd.DataFrame,
+    bad: pd.Series,
+    report: ValidationReport,
+    rule: str,
+    pair: str,
+    detail: str = "",
+) -> pd.DataFrame:
+    """``g`` without the ``bad`` rows, which are reported as violations of ``rule``."""
+    if not bad.any():
+        return g
+    report.violations.append(_finding(rule, pair, g.loc[bad, "timestamp"], detail))
+    return g[~bad].reset_index(drop=True)
+
+
 def _deduplicate(g: pd.DataFrame, pair: str, tol: float, report: ValidationReport) -> pd.DataFrame:
     exact = g.duplicated(keep="first")
     if exact.any():
@@ -228,31 +243,19 @@ def validate(
             report.violations.append(Finding("insufficient_history", pair, 0, [], "no candles"))
             continue
         future = g["timestamp"] > now
-        if future.any():
-            report.violations.append(
-                _finding(
-                    "future_timestamp",
-                    pair,
-                    g.loc[future, "timestamp"],
-                    f"dated after now, {now:%Y-%m-%d %H:%M} UTC",
-                )
-            )
-            g = g[~future].reset_index(drop=True)
-        nan = g[[*PRICE_COLUMNS, "volume"]].isna().any(axis=1)
-        if nan.any():
-            report.violations.append(_finding("missing_values", pair, g.loc[nan, "timestamp"]))
-            g = g[~nan]
+        g = _drop(
+            g,
+            future,
+            report,
+            "future_timestamp",
+            pair,
+            f"dated after now, {now:%Y-%m-%d %H:%M} UTC",
+        )
+        g = _drop(
+            g, g[[*PRICE_COLUMNS, "volume"]].isna().any(axis=1), report, "missing_values", pair
+        )
         off_grid = (g["timestamp"] - g["timestamp"].iloc[0]) % step != pd.Timedelta(0)
-        if off_grid.any():
-            report.violations.append(
-                _finding(
-                    "irregular_timestamps",
-                    pair,
-                    g.loc[off_grid, "timestamp"],
-                    f"not on the {freq} grid",
-                )
-            )
-            g = g[~off_grid]
+        g = _drop(g, off_grid, report, "irregular_timestamps", pair, f"not on the {freq} grid")
         g = _deduplicate(g, pair, cfg.duplicate_rel_tolerance, report)
         g = _fill_gaps(g.reset_index(drop=True), pair, step, cfg.max_fill_gap, report)
         _check_values(g, pair, cfg, report)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from cryptocast.data.scenarios import shifted
-from tests.conftest import make_ohlcv
+from tests.conftest import files_config, make_ohlcv
 
 
 def test_shifted_scales_returns_and_volume_after_the_date_only():
@@ -31,22 +31,16 @@ def test_shifted_identity_and_bad_scale():
 
 
 def test_what_if_files_are_marked_and_runs_on_them_are_scenario_runs(tmp_path):
-    from cryptocast.config import apply_overrides
     from cryptocast.contracts import PairSpan, Provenance, SourceInfo
     from cryptocast.data.scenarios import MARKER, scenario_of, write_shifted
     from cryptocast.data.sources import load_ohlcv
-    from tests.conftest import raw_config
 
     candles = make_ohlcv("BTC/USDT", 300)
     after = candles["timestamp"].iloc[200]
     write_shifted(candles, tmp_path, after=after, return_scale=2.0)
     assert (tmp_path / MARKER).is_file()
     assert scenario_of(tmp_path)["return_scale"] == 2.0
-    raw = raw_config("hour")
-    raw["data"]["history"] = 300
-    raw["evaluation"].update(window=24, calibration_window=24)
-    raw["validation"]["min_history"] = 50
-    cfg = apply_overrides(raw, source="files", data_dir=str(tmp_path), pairs=["BTC/USDT"])
+    cfg = files_config(tmp_path, history=300)
     loaded = load_ohlcv(cfg)
     assert loaded.details["scenario"]["after"] == str(after)
     source = SourceInfo(

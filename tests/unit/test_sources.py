@@ -5,7 +5,7 @@ import pytest
 from cryptocast.config import apply_overrides
 from cryptocast.data.binance import SourceUnavailable
 from cryptocast.data.sources import load_ohlcv, trim_history
-from tests.conftest import make_ohlcv, raw_config
+from tests.conftest import files_config, make_ohlcv, raw_config
 
 
 class Offline:
@@ -64,14 +64,8 @@ def test_trim_history_per_pair():
 def test_until_keeps_the_history_before_it(tmp_path):
     frame = make_ohlcv("BTC/USDT", periods=300)
     frame.to_csv(tmp_path / "btc.csv", index=False)
-    raw = raw_config("hour")
-    raw["data"]["history"] = 100
-    raw["evaluation"].update(window=24, calibration_window=24)
-    raw["validation"]["min_history"] = 50
     until = frame["timestamp"].iloc[199]
-    cfg = apply_overrides(
-        raw, source="files", data_dir=str(tmp_path), pairs=["BTC/USDT"], until=until.isoformat()
-    )
+    cfg = files_config(tmp_path, history=100, until=until.isoformat())
     loaded = load_ohlcv(cfg)
     assert loaded.frame["timestamp"].iloc[-1] == until
     assert len(loaded.frame) == 100  # the full history before the cut, not after it
@@ -85,11 +79,7 @@ def test_one_row_dated_in_the_future_gets_its_own_rule(tmp_path):
     frame = make_ohlcv("BTC/USDT", periods=300)
     future = frame.iloc[[-1]].assign(timestamp=pd.Timestamp("2099-01-01", tz="UTC"))
     pd.concat([frame, future]).to_csv(tmp_path / "btc.csv", index=False)
-    raw = raw_config("hour")
-    raw["data"]["history"] = 100
-    raw["evaluation"].update(window=24, calibration_window=24)
-    raw["validation"]["min_history"] = 50
-    cfg = apply_overrides(raw, source="files", data_dir=str(tmp_path), pairs=["BTC/USDT"])
+    cfg = files_config(tmp_path, history=100)
     loaded = load_ohlcv(cfg)
     assert len(loaded.frame) == 101  # the real window is kept, and the row for the rule
     with pytest.raises(DataValidationError) as err:
