@@ -83,7 +83,7 @@ monitor: install ## Live accuracy + drift of the champion; retrains when needed:
 	$(CLI) monitor $(DATA_ARGS)
 
 schedule: install ## Install the cron entries of GRAN (monitor + regular training): GRAN= [DATA= DATA_DIR= PAIRS=]
-	$(CLI) schedule --gran $(GRAN) --options '$(strip $(if $(DATA),DATA=$(DATA)) $(if $(DATA_DIR),DATA_DIR=$(abspath $(DATA_DIR))) $(if $(PAIRS),PAIRS="$(PAIRS)"))'
+	$(CLI) schedule $(DATA_ARGS)
 
 unschedule: install ## Remove the cron entries of GRAN (nothing else in the crontab)
 	$(CLI) unschedule --gran $(GRAN)

@@ -7,7 +7,7 @@ import shutil
 
 import click
 
-from cli.common import gran_option, settings
+from cli.common import data_options, data_overrides, gran_option, settings
 from cryptocast import schedule as cron
 from cryptocast.paths import LOGS_DIR, REPO_ROOT
 
@@ -24,10 +24,11 @@ def setup() -> None:
 
 
 @click.command()
-@gran_option
-@click.option("--options", default="", help='Extra make variables, e.g. "DATA=files DATA_DIR=/x".')
-def schedule(gran: str, options: str) -> None:
+@data_options
+def schedule(gran: str, source: str | None, data_dir: str | None, pairs: str | None) -> None:
     """Install the cron entries of GRAN (monitor + regular training); print them."""
+    data = data_overrides(source, data_dir, pairs)
+    options = cron.make_variables(data["source"], data["data_dir"], data["pairs"])
     m = settings(gran).monitoring
     lines = cron.cron_lines(
         REPO_ROOT,

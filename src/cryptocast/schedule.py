@@ -26,6 +26,13 @@ def marker(root: Path, granularity: str) -> str:
     return f"# cryptocast {granularity} {root}"
 
 
+def make_variables(source: str | None, data_dir: str | None, pairs: list[str] | None) -> str:
+    """``DATA=... DATA_DIR=... PAIRS=...`` for a cron line, each value quoted for the
+    shell (a folder with a space in it stays one value)."""
+    values = {"DATA": source, "DATA_DIR": data_dir, "PAIRS": " ".join(pairs or []) or None}
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in values.items() if v)
+
+
 def cron_lines(
     root: Path,
     granularity: str,

@@ -5,6 +5,7 @@ The CLI tests run against a file-backed stand-in for the ``crontab`` command
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_schedule_and_unschedule_cli(crontab):
     crontab.write_text("0 3 * * * backup.sh\n")
     runner = CliRunner()
     for _ in range(2):  # installing twice leaves one set of lines
-        out = runner.invoke(cli, ["schedule", "--gran", "hour", "--options", "DATA=sample"])
+        out = runner.invoke(cli, ["schedule", "--gran", "hour", "--data", "sample"])
         assert out.exit_code == 0, out.output
     text = crontab.read_text()
     assert text.startswith("0 3 * * * backup.sh\n")
@@ -95,3 +96,18 @@ def test_schedule_without_a_crontab_yet(crontab):
     out = CliRunner().invoke(cli, ["schedule", "--gran", "day"])
     assert out.exit_code == 0, out.output
     assert len(crontab.read_text().splitlines()) == 2
+
+
+def test_a_data_dir_with_a_space_stays_one_value_in_the_cron_line(crontab, tmp_path):
+    from cli import cli
+
+    folder = tmp_path / "my candles"
+    args = ["schedule", "--gran", "day", "--data-dir", str(folder), "--pairs", "BTC/USDT ETH/USDT"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    line = crontab.read_text().splitlines()[0]
+    command = line.split(" && ", 1)[1].split(" >> ")[0]
+    words = shlex.split(command)
+    assert f"DATA_DIR={folder}" in words
+    assert "PAIRS=BTC/USDT ETH/USDT" in words
+    assert "DATA=files" in words
