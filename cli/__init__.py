@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 import click
 
@@ -51,5 +52,6 @@ def main() -> None:
         cli()
     except Exception as exc:
         if debug():
+            errors.keep_traceback(traceback.format_exc())
             raise
         sys.exit(errors.report(exc))

@@ -72,7 +72,7 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
     """Ask the front door for a forecast and print it as a table."""
     import pandas as pd
 
-    from cryptocast.client import ClientError, ForecastClient
+    from cryptocast.client import ForecastClient
     from infra import frontdoor
 
     cfg = settings(gran)
@@ -91,10 +91,7 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
         )
     url = frontdoor.url(cfg)
     record = {"pair": pair} | ({"horizon": horizon} if horizon else {})
-    try:
-        answer = ForecastClient(url).forecast([record])
-    except ClientError as exc:
-        raise click.ClickException(str(exc)) from exc
+    answer = ForecastClient(url).forecast([record])  # a ClientError is the user's: error: ...
     rows = []
     for f in answer.forecasts:
         row = f.model_dump()

@@ -40,6 +40,10 @@ def train(
     if promote_backfill:
         overrides["promote_backfill"] = True
     cfg = settings(gran, config, **overrides)  # fail fast on a bad override, before ZenML
+    if cfg.data.source == "files" and cfg.data.data_dir is not None:
+        from cryptocast.data.files import check_directory
+
+        check_directory(cfg.data.data_dir)  # a missing DATA_DIR says so at once
     from infra import retrain, runs
     from infra.stack import ensure_stack
     from pipelines.training import run_training

@@ -209,3 +209,13 @@ def test_a_link_loop_as_data_dir_is_named_by_the_loader(tmp_path):
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     assert data_overrides(None, str(loop), None)["data_dir"] == str(loop)  # no RuntimeError
+
+
+def test_a_missing_data_dir_is_said_before_any_pipeline_starts(tmp_path):
+    proc = _run_cli("train", "--gran", "hour", "--data-dir", str(tmp_path / "nope"))
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == f"error: data directory {tmp_path / 'nope'} does not exist (DATA_DIR=...)"
+    )
+    assert "Step `load`" not in proc.stdout

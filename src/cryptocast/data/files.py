@@ -211,7 +211,8 @@ def pair_of(raw: RawFile, mapped: str | None, quotes: Sequence[str]) -> str:
     if col is None:
         raise FileSourceError(
             f"{raw.name}: cannot tell which pair it holds (no 'pair' or 'symbol' column). "
-            "Map it explicitly in the config: data.files: {'" + raw.name + "': 'BTC/USDT'}"
+            "Map it explicitly: add data.files: {'" + raw.name + "': 'BTC/USDT'} under "
+            "data: in a copy of configs/<gran>.yaml and pass CONFIG=<that copy>"
         )
     if len(found) != 1:
         raise FileSourceError(f"{raw.name}: expected one pair in '{col}', found {found[:5]}")
@@ -327,7 +328,9 @@ def _spacing(frame: pd.DataFrame) -> pd.Timedelta | None:
     return None if diffs.empty else diffs.median()
 
 
-def _check_directory(directory: Path) -> None:
+def check_directory(directory: Path) -> None:
+    """Raise :class:`FileSourceError` unless ``directory`` is a folder (named: missing, a
+    file, a link loop)."""
     try:
         directory.stat()
     except OSError as exc:
@@ -354,7 +357,7 @@ def read_directory(
 ) -> FileScan:
     """Read every CSV/Parquet file in ``directory`` holding one of ``pairs`` at ``freq``."""
     directory = Path(directory)
-    _check_directory(directory)
+    check_directory(directory)
     mapping = mapping or {}
     step = pd.Timedelta(freq)
     scan = FileScan(frame=pd.DataFrame(columns=list(OHLCV_COLUMNS)))
