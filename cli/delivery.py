@@ -297,7 +297,8 @@ def versions(gran: str) -> None:
     ]
     table = table.reindex(columns=shown).fillna("")
     table["git_commit"] = table["git_commit"].str[:12]
-    table["promotion_reason"] = table["promotion_reason"].str[:40]
+    long = table["promotion_reason"].str.len() > 60  # whole in the version's MLflow tags
+    table.loc[long, "promotion_reason"] = table.loc[long, "promotion_reason"].str[:59] + "…"
     click.echo(table.to_string(index=False))
 
 
