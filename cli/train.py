@@ -73,11 +73,11 @@ def train(
     except click.ClickException:
         raise
     except Exception as exc:  # the step already logged details; make the exit loud
+        if debug():
+            raise  # cli.main keeps it in the error log
         from cli.errors import keep_traceback
 
         keep_traceback(traceback.format_exc())
-        if debug():
-            raise
         if retrain.rejected_since(cfg, started_ms):
             click.secho(
                 f"\ntraining pipeline ({gran}) REJECTED after {time.perf_counter() - t0:.1f}s: "

@@ -69,13 +69,6 @@ def _mlflow_orphans(cfg: Settings) -> list[Any]:
     )
 
 
-def orphans(cfg: Settings) -> list[str]:
-    """Names of the ZenML and MLflow training runs of ``cfg`` still marked in progress."""
-    return [f"ZenML run {r.name}" for r in _zenml_orphans(cfg)] + [
-        f"MLflow run {r.info.run_name}" for r in _mlflow_orphans(cfg)
-    ]
-
-
 def fail_orphans(cfg: Settings, why: str) -> list[str]:
     """Mark every training run of ``cfg`` still in progress as failed, saying ``why``;
     call only while holding the granularity's lock. Returns what was marked."""

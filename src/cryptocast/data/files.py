@@ -155,12 +155,9 @@ def read_csv(path: Path, name: str) -> RawFile:
 
 
 def read_parquet(path: Path, name: str) -> RawFile:
+    data = _read_bytes(path, name)
     try:
-        path.stat()
-    except OSError as exc:  # a link loop, a dangling link
-        raise Unreadable(f"{name}: cannot be read ({exc.strerror})") from None
-    try:
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(io.BytesIO(data))
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise Unreadable(f"{name}: not a readable Parquet file ({str(exc)[:120]})") from None
     if isinstance(frame.index, pd.DatetimeIndex):
