@@ -157,8 +157,8 @@ report: install ## Accuracy of every candidate -> reports/accuracy-GRAN.md (+ PN
 baseline: install ## Store the regression baseline (tests/baselines/regression.json)
 	$(PY) scripts/baseline.py --write
 
-bench: setup ## Timings of the training pipeline vs plain functions -> reports/bench.json
-	$(PY) scripts/bench.py --out reports/bench.json
+bench: setup ## Timings: pipeline vs plain functions, scaling, contention -> reports/bench.json [SECTIONS=]
+	$(PY) scripts/bench.py --out reports/bench.json $(if $(SECTIONS),--sections "$(SECTIONS)")
 
 clean: ## Remove caches and build outputs (keeps .venv, models and ZenML state)
 	rm -rf .pytest_cache .ruff_cache reports/coverage.xml src/*.egg-info .metrics

@@ -1,6 +1,6 @@
-"""Materializers: content-hashed frames (so caching follows the data, not artifact ids)
-and fitted candidates stored with each model's own ``save`` (Darts torch models lose their
-Lightning module under pickle)."""
+"""Materializers: content-hashed frames (so caching follows the data, not artifact ids),
+fitted candidates stored with each model's own ``save`` (Darts torch models lose their
+Lightning module under pickle), and a fit step's backtests as Parquet and JSON."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from zenml.materializers.pandas_materializer import PandasMaterializer
 from cryptocast.contracts import pair_slug
 from cryptocast.forecasting import Forecaster
 from cryptocast.provenance import data_fingerprint
-from cryptocast.workflow import Candidates
+from cryptocast.workflow import Candidates, Evaluation
 
 
 class HashedFrameMaterializer(PandasMaterializer):
@@ -57,3 +57,27 @@ class CandidatesMaterializer(BaseMaterializer):
                     fileio.copy(os.path.join(self.uri, fname), local, overwrite=True)
                     out[pair][name] = Forecaster.load(local)
         return out
+
+
+class EvaluationMaterializer(BaseMaterializer):
+    """A fit step's backtests: its three frames as Parquet, the calibrations as JSON."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (Evaluation,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+    FRAMES = ("scores", "backtests", "losses")
+
+    def save(self, data: Evaluation) -> None:
+        for name in self.FRAMES:
+            with fileio.open(os.path.join(self.uri, f"{name}.parquet"), "wb") as fh:
+                getattr(data, name).to_parquet(fh, index=False)
+        with fileio.open(os.path.join(self.uri, "served.json"), "w") as fh:
+            fh.write(json.dumps(data.served))
+
+    def load(self, data_type: type[Any]) -> Evaluation:
+        frames = {}
+        for name in self.FRAMES:
+            with fileio.open(os.path.join(self.uri, f"{name}.parquet"), "rb") as fh:
+                frames[name] = pd.read_parquet(fh)
+        with fileio.open(os.path.join(self.uri, "served.json"), "r") as fh:
+            served = json.loads(fh.read())
+        return Evaluation(served=served, **frames)

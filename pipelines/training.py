@@ -1,6 +1,7 @@
 """The training pipeline, one definition for both granularities.
 
-    load -> validate -> train -> evaluate -> deploy
+    load -> validate -> fit (one step per shard of pairs, and one for the multi-series
+    candidates) -> evaluate -> deploy
 
 Run with ``make train GRAN=hour`` (``configs/hour.yaml``) or ``GRAN=day``.
 """
@@ -14,11 +15,12 @@ from zenml.config import CachePolicy
 from zenml.models import PipelineRunResponse
 
 from cryptocast.config import apply_overrides, load_run_config
+from cryptocast.workflow import shards
 from infra.tracking import TRAINING_PIPELINE, tracker_settings
 from steps.data import load, validate
 from steps.delivery import deploy
 from steps.evaluation import evaluate
-from steps.training import train
+from steps.training import fit
 
 # ZenML keys a step's cache on the step's own source; the logic lives in the package,
 # so its fingerprint is part of every cache key too.
@@ -45,9 +47,16 @@ def training(
     )
     ohlcv, source_info = load(cfg=cfg)
     clean, report = validate(ohlcv, source_info, cfg=cfg)
-    candidates = train(clean, cfg=cfg)
-    scores, decision, calibration = evaluate(clean, candidates, report, source_info, cfg=cfg)
-    deploy(clean, candidates, scores, decision, calibration, source_info, cfg=cfg)
+    # fan-out over shards known from the config (a static DAG: each shard is cached on
+    # its own and is its own pod on Kubernetes), then fan-in: lists of their outputs
+    fitted, backtests = [], []
+    for shard in shards(cfg):
+        candidates, backtest = fit(clean, cfg=cfg, pairs=shard.pairs, scope=shard.scope,
+                                   id=shard.step_id)  # fmt: skip
+        fitted.append(candidates)
+        backtests.append(backtest)
+    scores, decision, calibration = evaluate(clean, backtests, report, source_info, cfg=cfg)
+    deploy(clean, fitted, scores, decision, calibration, source_info, cfg=cfg)
 
 
 def run_training(config_path: Path, **overrides) -> PipelineRunResponse | None:

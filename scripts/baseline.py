@@ -45,7 +45,7 @@ def measure(data_dir: Path = DATA) -> dict:
     from cryptocast.config import apply_overrides
     from cryptocast.data.sources import load_ohlcv
     from cryptocast.validation import validate
-    from cryptocast.workflow import decide, evaluate_candidates, train_candidates
+    from cryptocast.workflow import decide, fit_and_backtest
 
     raw = yaml.safe_load((ROOT / "configs" / "hour.yaml").read_text())["parameters"]["config"]
     raw["data"]["history"] = 20_000
@@ -62,7 +62,7 @@ def measure(data_dir: Path = DATA) -> dict:
     frame = frame[frame["timestamp"] <= end]
     frame = frame.groupby("pair").tail(SETUP["history"])
     clean, _ = validate(frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
-    ev = evaluate_candidates(clean, train_candidates(clean, cfg), cfg)
+    _, ev = fit_and_backtest(clean, cfg)
     d = decide(ev, cfg)
     by_key = ev.scores.set_index(["pair", "candidate"])
     return {

@@ -8,7 +8,14 @@ Writes reports/bench.json. Not a test: it measures and records, it asserts nothi
             answers for every pair. No ZenML, no tracking, no registry.
 * pipeline: `cryptocast train` in a fresh ZenML home (so: no champion, promote, serve),
             then a second identical run (cached steps, decision keep).
-The setup of the fresh home (`cryptocast setup`) is timed separately.
+The setup of the fresh home (`cryptocast setup`) is timed separately. Sections
+(``--sections``, each written to the report as soon as it is done):
+
+* pipeline:   the two above, serving latency, the front door under load and releases;
+* scaling:    the pipeline and the plain functions on 2, 8, 16 and 32 pairs;
+* contention: fitting and backtesting, and the default `cryptocast train`, on an idle
+              machine and next to one busy process (with and without the thread budget).
+All runs use the sample source.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -41,8 +49,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def plain(gran: str, out: Path) -> None:
-    """Runs in its own interpreter; the clock includes the imports, as for the pipeline."""
+def plain(
+    gran: str, out: Path, pairs: list[str] | None, threads: str, config: Path | None = None
+) -> None:
+    """Runs in its own interpreter; the clock includes the imports, as for the pipeline.
+    ``threads``: ``config`` (the thread budget of ``scale``, as the fit steps do) or
+    ``unlimited`` (every library's default: how it was before the budget); ``config``:
+    another run configuration than ``configs/<gran>.yaml``."""
     t_start = time.perf_counter()
     import mlflow
 
@@ -53,16 +66,27 @@ def plain(gran: str, out: Path) -> None:
     from cryptocast.registry import pyfunc_spec
     from cryptocast.serving.client import wait_until_serving
     from cryptocast.validation import validate
-    from cryptocast.workflow import close_series, decide, evaluate_candidates, train_candidates
+    from cryptocast.workflow import (
+        close_series,
+        decide,
+        evaluate_candidates,
+        limit_threads,
+        train_candidates,
+        volume_series,
+    )
 
     t = {"imports": time.perf_counter() - t_start}
-    cfg = load_settings(ROOT / "configs" / f"{gran}.yaml")
+    path = config or ROOT / "configs" / f"{gran}.yaml"
+    cfg = load_settings(path, source="sample", pairs=pairs)
+    if threads == "config":
+        t["threads"] = limit_threads(cfg)
 
     def lap(name: str, t0: float) -> float:
         t[name] = time.perf_counter() - t0
         return time.perf_counter()
 
     t0 = time.perf_counter()
+    t_work = t0
     loaded = load_ohlcv(cfg)
     t0 = lap("load", t0)
     clean, _ = validate(
@@ -74,6 +98,7 @@ def plain(gran: str, out: Path) -> None:
     ev = evaluate_candidates(clean, candidates, cfg)
     decision = decide(ev, cfg)
     t0 = lap("evaluate", t0)
+    t["train_evaluate"] = time.perf_counter() - t_work - t["load"] - t["validate"]
     with tempfile.TemporaryDirectory() as tmp:
         chosen = {p.pair: candidates[p.pair][p.challenger] for p in decision.pairs}
         histories = {p: close_series(clean, p) for p in chosen}
@@ -90,7 +115,9 @@ def plain(gran: str, out: Path) -> None:
                 for p in decision.pairs
             },
         )
-        bundle = write_bundle(Path(tmp) / "bundle", chosen, histories, manifest)
+        bundle = write_bundle(
+            Path(tmp) / "bundle", chosen, histories, manifest, volume_series(clean, sorted(chosen))
+        )
         mlflow.pyfunc.save_model(str(Path(tmp) / "model"), **pyfunc_spec(bundle, "plain"))
         port = _free_port()
         env = os.environ | {"PATH": f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -110,13 +137,18 @@ def plain(gran: str, out: Path) -> None:
             ],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             wait_until_serving(
                 f"http://127.0.0.1:{port}/invocations", sorted(chosen), "plain", timeout_s=120
             )
             lap("deploy", t0)
+        except Exception:
+            proc.terminate()
+            sys.stderr.write(proc.communicate(timeout=30)[1][-3000:])  # why it did not serve
+            raise
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -124,10 +156,19 @@ def plain(gran: str, out: Path) -> None:
     out.write_text(json.dumps({k: round(v, 2) for k, v in t.items()}))
 
 
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+LAST_CORES = [0.0]  # CPU seconds / wall seconds of the last _timed command
+
+
 def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_children()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    LAST_CORES[0] = round((_cpu_children() - cpu0) / wall, 2)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"benchmark command failed: {' '.join(cmd)}")
@@ -299,26 +340,39 @@ def _server_pid(env: dict, gran: str, url: str) -> int:
     return int(out.strip().splitlines()[-1])
 
 
-def pipeline(gran: str) -> dict:
-    home = tempfile.mkdtemp(prefix="cryptocast-bench-")
+def fresh_home(gran: str) -> tuple[Path, dict, dict]:
+    """A new ZenML home with the run configuration of ``gran`` in it (models kept there
+    too): the home, the environment that uses it, the run configuration."""
+    home = Path(tempfile.mkdtemp(prefix="cryptocast-bench-"))
     env = os.environ | {
-        "ZENML_CONFIG_PATH": home,
+        "ZENML_CONFIG_PATH": str(home),
         "ZENML_ANALYTICS_OPT_IN": "false",
         "ZENML_AUTO_OPEN_DASHBOARD": "false",
-        "CRYPTOCAST_CONFIG_DIR": home,  # the CLI reads <home>/<gran>.yaml
+        "CRYPTOCAST_CONFIG_DIR": str(home),  # the CLI reads <home>/<gran>.yaml
     }
     run = yaml.safe_load((ROOT / "configs" / f"{gran}.yaml").read_text())
-    run["parameters"]["config"]["deploy"]["models_dir"] = str(Path(home) / f"{gran}_models")
-    cfg_path = Path(home) / f"{gran}.yaml"
-    cfg_path.write_text(yaml.safe_dump(run))
+    run["parameters"]["config"]["deploy"]["models_dir"] = str(home / f"{gran}_models")
+    (home / f"{gran}.yaml").write_text(yaml.safe_dump(run))
+    return home, env, run
+
+
+def train_timed(gran: str, env: dict, pairs: list[str] | None = None) -> dict:
+    """``cryptocast train`` on sample data: wall time, cores used, the run's step times."""
+    more = ["--pairs", " ".join(pairs)] if pairs else []
+    wall, _ = _timed([CLI, "train", "--gran", gran, "--data", "sample", *more], env)
+    cores = LAST_CORES[0]
+    _, out = _timed([PY, "-c", STEP_TIMES], env)
+    detail = json.loads(out.split("BENCH", 1)[1].splitlines()[0])
+    return {"wall_s": round(wall, 2), "cores_used": cores, **detail}
+
+
+def pipeline(gran: str) -> dict:
+    home, env, run = fresh_home(gran)
     res: dict = {}
     res["setup_s"], _ = _timed([CLI, "setup"], env)
     try:
         for label in ("first_run", "second_run"):
-            wall, _ = _timed([CLI, "train", "--gran", gran], env)
-            _, out = _timed([PY, "-c", STEP_TIMES], env)
-            detail = json.loads(out.split("BENCH", 1)[1].splitlines()[0])
-            res[label] = {"wall_s": round(wall, 2), **detail}
+            res[label] = train_timed(gran, env)
         url = res["first_run"]["deployment"]["url"]
         print(f"bench: serving latency at {url} (20 req/s for 30 s) ...", flush=True)
         horizon = run["parameters"]["config"]["horizon"]
@@ -326,7 +380,94 @@ def pipeline(gran: str) -> dict:
         res["serving"] = load_test(url, payload, rps=20, seconds=30)
         res["front_door"] = front_door(gran, env, run, url)
     finally:
-        cleanup(gran, env, Path(home))
+        cleanup(gran, env, home)
+    return res
+
+
+def plain_run(gran: str, pairs: list[str] | None = None, threads: str = "config") -> dict:
+    """:func:`plain` in a fresh interpreter."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = Path(fh.name)
+    cmd = [PY, __file__, "--gran", gran, "--plain-only", str(out), "--threads", threads]
+    wall, _ = _timed([*cmd, *(["--pairs", " ".join(pairs)] if pairs else [])], dict(os.environ))
+    res = json.loads(out.read_text()) | {"wall_s": round(wall, 2), "cores_used": LAST_CORES[0]}
+    out.unlink()
+    return res
+
+
+def bench_pairs(n: int) -> list[str]:
+    """``n`` pairs: the configured two, then made-up ones (the sample source makes up
+    candles for any pair)."""
+    known = ["BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT"]
+    return (known + [f"X{i:02d}/USDT" for i in range(n)])[:n]
+
+
+def scaling(gran: str, counts: tuple[int, ...]) -> dict:
+    """The pipeline on 2 ... 32 pairs of sample data, each in a fresh home, against the
+    same work as plain sequential functions."""
+    res: dict = {}
+    for n in counts:
+        pairs = bench_pairs(n)
+        print(f"bench: scaling, {n} pairs: plain functions, then the pipeline ...", flush=True)
+        flat = plain_run(gran, pairs)
+        home, env, _ = fresh_home(gran)
+        try:
+            _timed([CLI, "setup"], env)
+            run = train_timed(gran, env, pairs)
+        finally:
+            cleanup(gran, env, home)
+        res[str(n)] = {
+            "pipeline": run,
+            "plain": flat,
+            "ratio_pipeline_vs_plain": round(run["wall_s"] / flat["wall_s"], 2),
+        }
+    walls = {int(n): r["pipeline"]["wall_s"] for n, r in res.items()}
+    lo, hi = min(walls), max(walls)
+    res["marginal_s_per_pair"] = round((walls[hi] - walls[lo]) / (hi - lo), 2)
+    return res
+
+
+@contextlib.contextmanager
+def busy_process(on: bool):
+    """One process spinning on a core (another user of the machine) while inside."""
+    proc = subprocess.Popen([PY, "-c", "while True: pass"]) if on else None
+    try:
+        yield
+    finally:
+        if proc:
+            proc.kill()
+            proc.wait()
+
+
+def contention(gran: str) -> dict:
+    """Fitting and backtesting idle and next to one busy process: with the libraries'
+    default threads (before the budget) and with the budget; then the default
+    ``cryptocast train`` itself, idle and busy, each in a fresh home."""
+    res: dict = {"load_average_before": os.getloadavg()[0]}
+    for threads in ("unlimited", "config"):
+        for load in ("idle", "busy"):
+            print(f"bench: contention, plain, threads {threads}, {load} ...", flush=True)
+            with busy_process(load == "busy"):
+                r = plain_run(gran, threads=threads)
+            res[f"plain_{threads}_{load}"] = {
+                "train_evaluate_s": round(r["train_evaluate"], 2),
+                "threads": r.get("threads", "library defaults"),
+            }
+        idle, loaded = (res[f"plain_{threads}_{x}"]["train_evaluate_s"] for x in ("idle", "busy"))
+        res[f"plain_{threads}_ratio"] = round(loaded / idle, 2)
+    for load in ("idle", "busy"):
+        print(f"bench: contention, cryptocast train, {load} ...", flush=True)
+        home, env, _ = fresh_home(gran)
+        try:
+            _timed([CLI, "setup"], env)
+            with busy_process(load == "busy"):
+                run = train_timed(gran, env)
+        finally:
+            cleanup(gran, env, home)
+        res[f"train_{load}"] = {k: run[k] for k in ("wall_s", "cores_used", "steps", "status")}
+    res["train_ratio_busy_vs_idle"] = round(
+        res["train_busy"]["wall_s"] / res["train_idle"]["wall_s"], 2
+    )
     return res
 
 
@@ -369,35 +510,18 @@ def cleanup(gran: str, env: dict, home: Path, grace_s: float = 10.0) -> list[int
     return left
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gran", default="hour", choices=["hour", "day"])
-    ap.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
-    ap.add_argument("--plain-only", metavar="FILE", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.plain_only:
-        plain(args.gran, Path(args.plain_only))
-        return
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
-        plain_out = Path(fh.name)
-    print(f"bench: plain functions ({args.gran}) ...", flush=True)
-    plain_wall, _ = _timed(
-        [PY, __file__, "--gran", args.gran, "--plain-only", str(plain_out)],
-        dict(os.environ),
-    )
-    plain_res = json.loads(plain_out.read_text()) | {"wall_s": round(plain_wall, 2)}
-    print(f"bench: ZenML pipeline ({args.gran}), fresh home, twice ...", flush=True)
-    pipe = pipeline(args.gran)
+SECTIONS = ("pipeline", "scaling", "contention")
+
+
+def pipeline_section(gran: str) -> dict:
+    """The default run: plain functions, then the pipeline twice, serving, front door."""
+    print(f"bench: plain functions ({gran}) ...", flush=True)
+    plain_res = plain_run(gran)
+    print(f"bench: ZenML pipeline ({gran}), fresh home, twice ...", flush=True)
+    pipe = pipeline(gran)
     first = pipe["first_run"]["wall_s"]
     fd = pipe["front_door"]
-    report = {
-        "granularity": args.gran,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    return {
         "plain": plain_res,
         "pipeline": pipe,
         "ratio_pipeline_vs_plain": round(first / plain_res["wall_s"], 2),
@@ -421,10 +545,73 @@ def main() -> None:
             ),
         },
     }
+
+
+def scaling_section(gran: str) -> dict:
+    res = scaling(gran, (2, 8, 16, 32))
+    res["goals"] = {
+        "marginal_s_per_pair<=0.8": res["marginal_s_per_pair"] <= 0.8,
+        "16_pairs_s<=45": res["16"]["pipeline"]["wall_s"] <= 45,
+        "32_pairs_ratio_vs_plain<=1.2": res["32"]["ratio_pipeline_vs_plain"] <= 1.2,
+    }
+    return res
+
+
+def contention_section(gran: str) -> dict:
+    res = contention(gran)
+    res["goals"] = {
+        "train_busy_vs_idle<=1.5": res["train_ratio_busy_vs_idle"] <= 1.5,
+        "train_never_fails": all(
+            s == "completed" for x in ("idle", "busy") for s in res[f"train_{x}"]["status"]
+        ),
+    }
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gran", default="hour", choices=["hour", "day"])
+    ap.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
+    ap.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, of {', '.join(SECTIONS)} (the others stay as in --out)",
+    )
+    ap.add_argument("--plain-only", metavar="FILE", help=argparse.SUPPRESS)
+    ap.add_argument("--pairs", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", default="config", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.plain_only:
+        pairs = args.pairs.split() if args.pairs else None
+        plain(args.gran, Path(args.plain_only), pairs, args.threads)
+        return
+    wanted = [x.strip() for x in args.sections.split(",") if x.strip()]
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"bench: unknown section(s) {unknown}: choose from {list(SECTIONS)}")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    report = json.loads(out.read_text()) if out.exists() else {}
+    if report.get("granularity", args.gran) != args.gran:
+        report = {}  # another granularity's figures: start over
+    report |= {
+        "granularity": args.gran,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
+    run = {
+        "pipeline": pipeline_section,
+        "scaling": scaling_section,
+        "contention": contention_section,
+    }
+    for name in wanted:
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        report[name] = run[name](args.gran) | {"measured_at": started}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))  # each section as soon as it is done
+    print(json.dumps({k: report[k] for k in wanted}, indent=2))
 
 
 if __name__ == "__main__":

@@ -281,6 +281,32 @@ class ServiceSettings(_Strict):
     )
 
 
+class ScaleSettings(_Strict):
+    """How per-pair work fans out: one ZenML ``fit`` step per shard of pairs (an
+    orchestrator that runs steps in parallel, e.g. Kubernetes, spreads them over
+    machines), and how many threads each step's numeric libraries may use."""
+
+    pairs_per_step: int = Field(
+        default=8, gt=0, description="Pairs fitted and backtested by one fit step (a shard)."
+    )
+    workers: int = Field(
+        default=1,
+        gt=0,
+        description="Fit steps running at once on one machine (the local orchestrator: 1).",
+    )
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="Threads per step for torch, LightGBM and OpenMP; 0: the CPUs the step "
+        "may use / workers.",
+    )
+
+    def shards(self, pairs: list[str]) -> list[list[str]]:
+        """``pairs`` in config order, cut into groups of ``pairs_per_step``."""
+        n = self.pairs_per_step
+        return [pairs[i : i + n] for i in range(0, len(pairs), n)]
+
+
 class Settings(_Strict):
     granularity: Literal["hour", "day"]
     freq: str = Field(description="Pandas frequency of the candles, e.g. '1h' or '1D'.")
@@ -295,6 +321,7 @@ class Settings(_Strict):
     deploy: DeploySettings
     service: ServiceSettings
     monitoring: MonitoringSettings
+    scale: ScaleSettings = ScaleSettings()
 
     @field_validator("freq")
     @classmethod

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cryptocast import threads
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -66,7 +68,7 @@ def _lightgbm(params: dict, horizon: int, seed: int) -> Built:
         "learning_rate": 0.05,
         "num_leaves": 15,
         "verbose": -1,
-        "n_jobs": 2,
+        "n_jobs": threads.current(),  # the step's thread budget (scale.threads)
     } | params
     return Built(LightGBMModel(random_state=seed, **p), "log_return", True)
 

@@ -119,11 +119,11 @@ def write_accuracy_report(cfg: Settings, out: Path, command: str) -> Path:
     from cryptocast.evaluation import naive_tests
     from cryptocast.significance import overlap_lags
     from cryptocast.validation import validate
-    from cryptocast.workflow import evaluate_candidates, train_candidates
+    from cryptocast.workflow import fit_and_backtest
 
     loaded = load_ohlcv(cfg)
     clean, _ = validate(loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
-    ev = evaluate_candidates(clean, train_candidates(clean, cfg), cfg)
+    _, ev = fit_and_backtest(clean, cfg)
     lags = overlap_lags(cfg.horizon, cfg.evaluation.stride)
     tests = naive_tests(ev.losses, cfg.evaluation.baseline, lags)
     out = Path(out)

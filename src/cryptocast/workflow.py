@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pandas as pd
 
-from cryptocast import failpoints, significance, uncertainty
+from cryptocast import failpoints, significance, threads, uncertainty
 from cryptocast.config import Settings
-from cryptocast.contracts import Decision
+from cryptocast.contracts import Decision, pair_slug
 from cryptocast.evaluation import Guard, naive_scale, promotion_decision, score
 from cryptocast.forecasting import Forecaster
 
@@ -23,6 +25,55 @@ log = logging.getLogger(__name__)
 class Candidates(dict[str, dict[str, Forecaster]]):
     """pair -> candidate name -> fitted forecaster (its own type, so the ZenML adapter can
     give it a materializer that uses each model's own save/load)."""
+
+    @classmethod
+    def merge(cls, parts: Sequence[Candidates]) -> Candidates:
+        """The fitted candidates of several fit steps, pair by pair."""
+        out = cls()
+        for part in parts:
+            for pair, by_name in part.items():
+                out.setdefault(pair, {}).update(by_name)
+        return out
+
+
+Scope = Literal["single", "multi", "all"]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The work of one fit step: ``scope`` candidates of ``pairs`` (``single``: one model
+    per pair; ``multi``: the multi-series candidates, fitted once on all ``pairs``)."""
+
+    pairs: list[str]
+    scope: Scope
+
+    @property
+    def step_id(self) -> str:
+        """The fit step's name in the pipeline run (``fit_btc_usdt_eth_usdt``,
+        ``fit_btc_usdt_and_7_more``, ``fit_global``)."""
+        if self.scope == "multi":
+            return "fit_global"
+        slugs = [pair_slug(p).lower().replace("-", "_") for p in self.pairs]
+        if len(slugs) <= 2:
+            return "_".join(["fit", *slugs])
+        return f"fit_{slugs[0]}_and_{len(slugs) - 1}_more"
+
+
+def shards(cfg: Settings) -> list[Shard]:
+    """The fit steps of a run: the single-series candidates in groups of
+    ``scale.pairs_per_step`` pairs, and one step for the multi-series candidates."""
+    out = []
+    if any(not Forecaster.multi_series(c.kind) for c in cfg.candidates.values()):
+        out += [Shard(group, "single") for group in cfg.scale.shards(cfg.pairs)]
+    if any(Forecaster.multi_series(c.kind) for c in cfg.candidates.values()):
+        out.append(Shard(list(cfg.pairs), "multi"))
+    return out
+
+
+def limit_threads(cfg: Settings) -> int:
+    """Cap this process's numeric libraries at the thread budget of ``cfg.scale``."""
+    s = cfg.scale
+    return threads.limit(threads.per_worker(s.threads, s.workers, threads.available_cpus()))
 
 
 def close_series(clean: pd.DataFrame, pair: str, column: str = "close") -> pd.Series:
@@ -44,15 +95,20 @@ def fit_cutoff(cfg: Settings) -> int:
     return cfg.evaluation.window + cfg.evaluation.calibration_window
 
 
-def train_candidates(clean: pd.DataFrame, cfg: Settings) -> Candidates:
-    """Fit every configured candidate for every pair on the candles before the
-    calibration and evaluation windows (a multi-series candidate: once, on all pairs)."""
-    out = Candidates({pair: {} for pair in cfg.pairs})
-    closes = {p: close_series(clean, p).iloc[: -fit_cutoff(cfg)] for p in cfg.pairs}
-    volumes = volume_series(clean, cfg.pairs)
+def train_candidates(clean: pd.DataFrame, cfg: Settings, shard: Shard | None = None) -> Candidates:
+    """Fit the configured candidates of ``shard`` (default: every candidate of every
+    pair) on the candles before the calibration and evaluation windows (a multi-series
+    candidate: once, on all the shard's pairs)."""
+    shard = shard or Shard(list(cfg.pairs), "all")
+    out = Candidates({pair: {} for pair in shard.pairs})
+    closes = {p: close_series(clean, p).iloc[: -fit_cutoff(cfg)] for p in shard.pairs}
+    volumes = volume_series(clean, shard.pairs)
     for name, spec in cfg.candidates.items():
         t0 = time.perf_counter()
-        if Forecaster.multi_series(spec.kind):
+        multi = Forecaster.multi_series(spec.kind)
+        if shard.scope != "all" and multi != (shard.scope == "multi"):
+            continue
+        if multi:
             fitted = Forecaster.fit_many(
                 name, spec.kind, spec.params, cfg.horizon, cfg.seed, closes, volumes
             )
@@ -173,6 +229,41 @@ def _evaluate(models: dict[str, dict[str, Forecaster]], clean: pd.DataFrame, cfg
 def evaluate_candidates(clean: pd.DataFrame, candidates: Candidates, cfg: Settings) -> Evaluation:
     """Backtest every candidate of every pair on this run's windows."""
     return _evaluate(candidates, clean, cfg)
+
+
+def fit_and_backtest(
+    clean: pd.DataFrame, cfg: Settings, shard: Shard | None = None
+) -> tuple[Candidates, Evaluation]:
+    """Within the thread budget of ``cfg.scale``: fit ``shard``'s candidates (default:
+    all of them) and backtest them. A fit step's body; plain runs call it whole."""
+    limit_threads(cfg)
+    candidates = train_candidates(clean, cfg, shard)
+    return candidates, evaluate_candidates(clean, candidates, cfg)
+
+
+def merge_evaluations(parts: Sequence[Evaluation], cfg: Settings) -> Evaluation:
+    """The backtests of several fit steps as one evaluation, rows in the config's order
+    of pairs and candidates (as one step would have made them)."""
+    served: dict[str, dict[str, uncertainty.Table]] = {}
+    for part in parts:
+        for pair, by_name in part.served.items():
+            served.setdefault(pair, {}).update(by_name)
+    order = {"pair": list(cfg.pairs), "candidate": list(cfg.candidates)}
+
+    def cat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        frame = pd.concat(frames, ignore_index=True)
+        rank = {k: frame[k].map({v: i for i, v in enumerate(vals)}) for k, vals in order.items()}
+        keys = pd.DataFrame(rank).assign(row=range(len(frame)))
+        return frame.loc[keys.sort_values(["pair", "candidate", "row"]).index].reset_index(
+            drop=True
+        )
+
+    return Evaluation(
+        cat([p.scores for p in parts]),
+        cat([p.backtests for p in parts]),
+        cat([p.losses for p in parts]),
+        served,
+    )
 
 
 def rescore(

@@ -70,7 +70,7 @@ def _manifest(
 @step(experiment_tracker=TRACKER)
 def deploy(
     clean: pd.DataFrame,
-    candidates: Candidates,
+    fitted: list[Candidates],
     scores: pd.DataFrame,
     decision: dict,
     calibration: dict,
@@ -109,6 +109,7 @@ def deploy(
             **prov,
         }
         version = registry.next_version(name)
+        candidates = Candidates.merge(fitted)
         chosen = {p.pair: candidates[p.pair][p.challenger] for p in d.pairs}
         staging = staging_dir(cfg.deploy.models_dir)
         try:

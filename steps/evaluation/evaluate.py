@@ -1,5 +1,6 @@
-"""evaluate: backtest every candidate, re-score the champion on the same window (when the
-data provenance allows it), decide with significance tests, and log the evidence."""
+"""evaluate: gather the fit steps' backtests, re-score the champion on the same window
+(when the data provenance allows it), decide with significance tests, and log the
+evidence."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from cryptocast.evaluation import METRICS, provenance_guard
 from cryptocast.plots import forecast_vs_actual
 from cryptocast.provenance import data_provenance
 from cryptocast.reports import calibration_figure
-from cryptocast.workflow import Candidates, Evaluation, decide, evaluate_candidates, rescore
+from cryptocast.workflow import Evaluation, decide, limit_threads, merge_evaluations, rescore
 from infra.stack import TRACKER
 from infra.tracking import run_metadata, tag_run
 
@@ -63,7 +64,7 @@ def _log_plots(ev: Evaluation, decision: Decision, cfg: Settings) -> None:
 @step(experiment_tracker=TRACKER)
 def evaluate(
     clean: pd.DataFrame,
-    candidates: Candidates,
+    backtests: list[Evaluation],
     validation_report: dict,
     source: dict,
     cfg: Settings,
@@ -72,7 +73,7 @@ def evaluate(
     Annotated[dict, "decision"],
     Annotated[dict, "calibration"],
 ]:
-    ev = evaluate_candidates(clean, candidates, cfg)
+    ev = merge_evaluations(backtests, cfg)
     name = cfg.deploy.model_name
     run = data_provenance(source, cfg)
     champion_version = registry.alias_version(name)
@@ -85,6 +86,7 @@ def evaluate(
             promote_backfill=cfg.gates.promote_backfill,
         )
         if guard.rescore:
+            limit_threads(cfg)
             bundle = registry.load_version_bundle(name, champion_version)
             champion = rescore(clean, bundle.forecasters, cfg, "champion")
             print(f"evaluate: champion v{champion_version} re-scored on this window")

@@ -1,5 +1,5 @@
-"""Training stage: fit every candidate per pair."""
+"""Training stage: fit and backtest one shard of pairs per step."""
 
-from steps.training.train import train
+from steps.training.fit import fit
 
-__all__ = ["train"]
+__all__ = ["fit"]

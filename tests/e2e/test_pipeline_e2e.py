@@ -197,7 +197,8 @@ def test_second_run_is_cached_and_keeps_the_champion(hour_run):
     run = run_pipeline(cfg)
     steps = Client().get_pipeline_run(run.id).steps
     assert steps["validate"].status.value == "cached"
-    assert steps["train"].status.value == "cached"
+    assert steps["fit_btc_usdt_eth_usdt"].status.value == "cached"  # fitted and backtested
+    assert steps["fit_global"].status.value == "cached"
     assert steps["evaluate"].status.value == "completed"  # the champion is re-scored
     assert mlflow_run(str(run.id), "cryptocast-hour").data.tags["decision"] == "keep"
     assert registry.alias_version("cryptocast-hour") == "1"

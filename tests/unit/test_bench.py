@@ -3,12 +3,15 @@ home outlives it (``cryptocast stop``, then signals for anything left)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 
-from scripts.bench import cleanup, processes_of
+import pytest
+
+from scripts.bench import cleanup, plain, processes_of
 
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 
@@ -29,3 +32,25 @@ def test_cleanup_stops_every_process_of_the_bench_home(tmp_path):
     assert by_env.wait(timeout=10) is not None
     assert processes_of(home) == []
     assert not home.exists()
+
+
+@pytest.mark.e2e
+def test_plain_run_serves_what_it_trained(tmp_path):
+    """The plain run writes, saves and serves a bundle (it once lacked the multi-series
+    model's volumes and its server never answered)."""
+    import yaml
+    from conftest import small_config
+
+    config = small_config("hour", tmp_path, serve=True)
+    run = yaml.safe_load(config.read_text())
+    candidates = run["parameters"]["config"]["candidates"]  # the multi-series one, quickly
+    for name in ("drift", "lightgbm", "nhits"):
+        del candidates[name]
+    candidates["lightgbm_global"]["params"].update(n_estimators=20, lags=24)
+    config.write_text(yaml.safe_dump(run))
+    out = tmp_path / "plain.json"
+    plain("hour", out, ["BTC/USDT", "ETH/USDT"], "config", config)
+    times = json.loads(out.read_text())
+    assert times["threads"] >= 1
+    assert times["deploy"] > 0
+    assert times["total"] >= times["train_evaluate"] + times["deploy"]
