@@ -131,7 +131,7 @@ format: ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 test: install ## All tests (unit, e2e, realdata, browser) with coverage of all first-party code
-	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml --cov-fail-under=85
+	$(PY) -m pytest --durations=25 --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml --cov-fail-under=85
 
 test-fast: install ## Unit tests only (tests/unit), for the edit loop
 	$(PY) -m pytest tests/unit -q

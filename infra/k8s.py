@@ -18,6 +18,7 @@ quantities, requests <= limits).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import json
@@ -25,7 +26,8 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -392,6 +394,15 @@ def run_config(
     if problems:
         raise ConfigError(f"{overlay_path} over the run config: " + "; ".join(problems))
     return merged
+
+
+@contextlib.contextmanager
+def run_config_file(base: dict[str, Any], fit_steps: list[str], threads: int) -> Iterator[Path]:
+    """:func:`run_config` written to a temporary file (ZenML reads a path), removed after."""
+    with tempfile.TemporaryDirectory(prefix="cryptocast-k8s-") as tmp:
+        path = Path(tmp) / "run.yaml"
+        path.write_text(yaml.safe_dump(run_config(base, fit_steps, threads), sort_keys=False))
+        yield path
 
 
 def run_config_problems(config: dict[str, Any]) -> list[str]:

@@ -54,6 +54,11 @@ def ensure_stack() -> list[str]:
     return done
 
 
+def orchestrator_flavor() -> str:
+    """The flavor of the active stack's orchestrator (``local``, ``kubernetes``, ...)."""
+    return Client().active_stack_model.components[StackComponentType.ORCHESTRATOR][0].flavor_name
+
+
 def tracking_uri() -> str:
     """The MLflow tracking URI of the active stack (for ``mlflow ui``)."""
     tracker = Client().active_stack.experiment_tracker

@@ -8,6 +8,7 @@ Run with ``make train GRAN=hour`` (``configs/hour.yaml``) or ``GRAN=day``.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from zenml import pipeline
@@ -16,6 +17,8 @@ from zenml.models import PipelineRunResponse
 
 from cryptocast.config import apply_overrides, load_run_config
 from cryptocast.workflow import shards
+from infra import k8s
+from infra.stack import orchestrator_flavor
 from infra.tracking import TRAINING_PIPELINE, tracker_settings
 from steps.data import load, validate
 from steps.delivery import deploy
@@ -61,8 +64,16 @@ def training(
 
 def run_training(config_path: Path, **overrides) -> PipelineRunResponse | None:
     """Run the pipeline with the run configuration at ``config_path`` (its
-    ``parameters.config`` and cache settings) and the command-line ``overrides``."""
-    cfg = apply_overrides(load_run_config(config_path)["parameters"]["config"], **overrides)
-    return training.with_options(config_path=str(config_path), settings=tracker_settings(cfg))(
-        **overrides
-    )
+    ``parameters.config`` and cache settings) and the command-line ``overrides``; on a
+    Kubernetes orchestrator, with the pods' settings of ``configs/stacks/kubernetes-run.yaml``
+    merged in (each fit step's pod gets ``scale.threads`` CPUs, at least 1)."""
+    run = load_run_config(config_path)
+    cfg = apply_overrides(run["parameters"]["config"], **overrides)
+    with contextlib.ExitStack() as stack:
+        if orchestrator_flavor() == "kubernetes":
+            steps = [s.step_id for s in shards(cfg)]
+            config_path = stack.enter_context(
+                k8s.run_config_file(run, steps, max(1, cfg.scale.threads))
+            )
+        options = {"config_path": str(config_path), "settings": tracker_settings(cfg)}
+        return training.with_options(**options)(**overrides)

@@ -29,7 +29,7 @@ ENV = {
     "MLFLOW_TRACKING_URI": "http://mlflow.cryptocast.svc:5000",
     "CRYPTOCAST_IMAGE": "registry.example.com/cryptocast/cryptocast:0123abc",
 }
-FIT_STEPS = ["fit_btc_usdt-eth_usdt", "fit_sol_usdt", "fit_global"]
+FIT_STEPS = ["fit_btc_usdt_eth_usdt", "fit_sol_usdt", "fit_global"]
 STATIC_STEPS = ["load", "validate", "evaluate", "deploy"]
 HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
 
@@ -304,6 +304,19 @@ def test_run_config_gives_every_step_pod_resources(env, gran):
     cfg = apply_overrides(merged["parameters"]["config"])
     assert cfg.deploy.serve is False
     assert cfg.granularity == base["parameters"]["config"]["granularity"]
+
+
+def test_a_run_gets_its_own_fit_steps_in_a_file_removed_afterwards(env):
+    from cryptocast.workflow import shards
+
+    run = load_run_config(ROOT / "configs" / "hour.yaml")
+    cfg = apply_overrides(run["parameters"]["config"], pairs=["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    names = [s.step_id for s in shards(cfg)]
+    with k8s.run_config_file(run, names, 2) as path:
+        written = yaml.safe_load(path.read_text())
+    assert not path.exists()
+    assert {"fit_btc_usdt_and_2_more", "fit_global"} <= set(written["steps"])
+    assert "fit" not in written["steps"]  # the template is not a step
 
 
 def test_run_config_with_kubernetes_objects(env):
