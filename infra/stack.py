@@ -12,6 +12,7 @@ components, named as above, on the MLflow tracking server; the S3 keys are ZenML
 from __future__ import annotations
 
 import contextlib
+import os
 
 from zenml.client import Client
 from zenml.enums import StackComponentType
@@ -25,6 +26,7 @@ from cryptocast.remotestack import (
     StackError,
     artifact_store_config,
     mask_url,
+    remote_settings_from_env,
     tracker_config,
 )
 
@@ -41,8 +43,14 @@ def ensure_stack() -> list[str]:
     """Create what is missing and activate the stack; return what was done.
 
     The first call in a new ZenML home (``ZENML_CONFIG_PATH``) also creates its local
-    store."""
+    store. With ``ZENML_STORE_URL`` and the other variables of
+    :func:`cryptocast.remotestack.remote_settings_from_env` set (CI's secrets), the
+    remote stack on those servers instead."""
     from zenml.config.global_config import GlobalConfiguration
+
+    remote = remote_settings_from_env(os.environ)
+    if remote is not None:
+        return ensure_remote_stack(remote)
 
     done: list[str] = []
     config = GlobalConfiguration()

@@ -71,12 +71,18 @@ def stack(tmp_path_factory):
         if up.returncode != 0:
             pytest.skip(f"the stack did not start: {up.stderr.strip()[-500:]}")
         creds = read_credentials(layout.credentials)
-        a = _client(env, base, "a")
-        clients.append(a)
-        run_cli(a, "setup", "--stack", "remote")
-        yield {"env": env, "a": a, "base": base, "creds": creds, "layout": layout, "up": up}
+        clients += [_client(env, base, "a"), _client(env, base, "b")]
+        run_cli(clients[0], "setup", "--stack", "remote")
+        yield {
+            "env": env,
+            "a": clients[0],
+            "b": clients[1],
+            "creds": creds,
+            "layout": layout,
+            "up": up,
+        }
     finally:
-        for client in clients + [cli_env(base) | env]:
+        for client in clients:  # model servers and front doors (already stopped on success)
             run_cli(client, "stop", "--gran", "hour", check=False)
         prodstack.down(lambda _: None, os.environ | env)
         shutil.rmtree(Path(env["STACK_DIR"]).parent, ignore_errors=True)
@@ -183,7 +189,7 @@ def test_remote_stack_end_to_end(stack):
     assert _champion(a) == "1"
 
     # a second client, its own home and working directory, logged in to the same server
-    b = _client(env, stack["base"], "b")
+    b = stack["b"]
     run_cli(b, "setup", "--stack", "remote")
     assert _champion(b) == "1"
     served = json.loads(run_cli(b, "serve", "--gran", "hour").stdout)
