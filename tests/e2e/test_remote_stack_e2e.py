@@ -122,7 +122,8 @@ def test_remote_stack_end_to_end(stack):
     for secret in creds.values():
         assert secret not in stack["up"].stdout + stack["up"].stderr
     again = run_cli(a, "stack-up")
-    assert "already up" in again.stdout and "started" not in again.stdout
+    assert "already up" in again.stdout
+    assert "started" not in again.stdout
 
     # training through the remote stack: v1 (BTC), then v2 (adds ETH: promoted)
     assert "decision: PROMOTE" in _train(a, "BTC/USDT")
@@ -131,7 +132,8 @@ def test_remote_stack_end_to_end(stack):
     monitor = run_cli(a, "monitor", "--gran", "hour", "--data", "sample")
     assert "monitor decision" in monitor.stdout
     versions = run_cli(a, "versions", "--gran", "hour").stdout
-    assert "champion" in versions and "previous" in versions
+    assert "champion" in versions
+    assert "previous" in versions
 
     # the runs, through the ZenML server's REST API
     runs = _zenml_get(stack, "/runs?sort_by=desc:created&size=20")["items"]
@@ -160,7 +162,8 @@ def test_remote_stack_end_to_end(stack):
             )
         ]
     assert n_runs >= 2
-    assert len(sources) == 2 and all(s.startswith("models:/m-") for s in sources)
+    assert len(sources) == 2
+    assert all(s.startswith("models:/m-") for s in sources)
 
     # the artefacts and the registered models' files, in the buckets
     import boto3

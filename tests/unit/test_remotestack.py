@@ -29,7 +29,8 @@ def test_credentials_file_is_0600_whatever_the_umask(tmp_path):
     assert new
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again, new_again = rs.ensure_credentials(path)
-    assert again == creds and not new_again  # kept, not regenerated
+    assert again == creds
+    assert not new_again
     assert not list(path.parent.glob(".*tmp*"))  # no temporary file left
 
 
@@ -47,7 +48,8 @@ def test_a_key_added_later_is_generated_and_the_others_kept(tmp_path):
     del old["MLFLOW_FLASK_SECRET_KEY"]
     rs.write_credentials(path, old)
     creds, new = rs.ensure_credentials(path)
-    assert new and creds["MLFLOW_FLASK_SECRET_KEY"]
+    assert new
+    assert creds["MLFLOW_FLASK_SECRET_KEY"]
     assert {k: creds[k] for k in old} == old
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
