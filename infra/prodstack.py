@@ -544,6 +544,8 @@ def start_seaweedfs(ctx: Context) -> None:
             f"-filer.port.grpc={p.weed_filer_grpc}",
             "-master.volumeSizeLimitMB=256",
             "-volume.max=0",
+            # stop in seconds, not 10 + (no other volume server to hand over to)
+            "-volume.preStopSeconds=1",
             "-s3",
             f"-s3.port={p.s3}",
             f"-s3.port.grpc={p.weed_s3_grpc}",
@@ -856,9 +858,10 @@ def down(echo: Echo = print, env: Mapping[str, str] | None = None) -> list[str]:
     layout, _ = stack_from_env(env)
     stopped = []
     for name in reversed(SERVICES):
+        t0 = time.monotonic()
         if _stop(layout, name):
             stopped.append(name)
-            echo(f"stopped {name}")
+            echo(f"stopped {name} ({time.monotonic() - t0:.1f} s)")
     return stopped
 
 

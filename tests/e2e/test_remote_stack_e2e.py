@@ -93,9 +93,33 @@ def _train(client, pairs: str) -> str:
 
 
 def _champion(client) -> str:
+    """The champion as the client's `cryptocast status` reports it."""
     out = run_cli(client, "status").stdout
     line = next(line for line in out.splitlines() if NAME in line)
     return line.split("champion v")[1].split()[0]
+
+
+def _pg(stack):
+    import psycopg
+
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=int(stack["env"]["STACK_POSTGRES_PORT"]),
+        user="postgres",
+        password=stack["creds"]["POSTGRES_PASSWORD"],
+        dbname="mlflow",
+    )
+
+
+def _alias(stack, alias: str = "champion") -> str:
+    """The version behind ``alias``, read from MLflow's tables in PostgreSQL (quicker than
+    a CLI process)."""
+    with _pg(stack) as conn:
+        row = conn.execute(
+            "SELECT version FROM registered_model_aliases WHERE name = %s AND alias = %s",
+            (NAME, alias),
+        ).fetchone()
+    return str(row[0]) if row else ""
 
 
 def _zenml_token(stack) -> str:
@@ -128,7 +152,7 @@ def test_remote_stack_end_to_end(stack):
     # training through the remote stack: v1 (BTC), then v2 (adds ETH: promoted)
     assert "decision: PROMOTE" in _train(a, "BTC/USDT")
     assert "decision: PROMOTE" in _train(a, "BTC/USDT ETH/USDT")
-    assert _champion(a) == "2"
+    assert _alias(stack) == "2"
     monitor = run_cli(a, "monitor", "--gran", "hour", "--data", "sample")
     assert "monitor decision" in monitor.stdout
     versions = run_cli(a, "versions", "--gran", "hour").stdout
@@ -142,15 +166,7 @@ def test_remote_stack_end_to_end(stack):
     assert {r["body"]["status"] for r in training} == {"completed"}
 
     # the MLflow runs and the registered versions, in PostgreSQL
-    import psycopg
-
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=int(env["STACK_POSTGRES_PORT"]),
-        user="postgres",
-        password=creds["POSTGRES_PASSWORD"],
-        dbname="mlflow",
-    ) as conn:
+    with _pg(stack) as conn:
         n_runs = conn.execute(
             "SELECT count(*) FROM runs r JOIN experiments e USING (experiment_id) "
             "WHERE e.name = 'cryptocast-hour' AND r.status = 'FINISHED'"
@@ -189,7 +205,7 @@ def test_remote_stack_end_to_end(stack):
 
     # rollback: v1 again, served from its files behind the tracking server
     run_cli(a, "rollback", "--gran", "hour")
-    assert _champion(a) == "1"
+    assert (_alias(stack), _alias(stack, "previous")) == ("1", "2")
 
     # a second client, its own home and working directory, logged in to the same server
     b = stack["b"]
@@ -212,5 +228,5 @@ def test_remote_stack_end_to_end(stack):
     assert not any(prodstack._alive(pid) for pid in pids if pid)
     assert "nothing to do" in run_cli(a, "stack-down").stdout
     run_cli(a, "stack-up")
-    assert _champion(a) == "1"
+    assert _alias(stack) == "1"
     assert _champion(b) == "1"
