@@ -35,7 +35,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -805,27 +805,25 @@ def up(echo: Echo = print, env: Mapping[str, str] | None = None) -> dict[str, st
     happened (``started in N s`` / ``already running``)."""
     ctx = _context(echo, env, create=True)
     done: dict[str, str] = {}
-    try:
-        for name in SERVICES:
-            pid = _pid(ctx.layout, name)
-            if pid is not None and healthy(ctx, name):
-                if name == "zenml":
-                    ensure_api_key(ctx)
-                done[name] = "already running"
-                continue
-            if pid is not None:
-                echo(f"  {name}: running but not healthy; restarting it")
-                _stop(ctx.layout, name)
-            echo(f"starting {name} ...")
-            t0 = time.monotonic()
-            STARTERS[name](ctx)
-            if not healthy(ctx, name):
-                raise StackError(f"{name} started but its health check fails")
-            done[name] = f"started in {time.monotonic() - t0:.1f} s"
-            echo(f"  {name}: healthy ({done[name]})")
-    except BaseException:
-        # what this call started stays up for a look at its logs; `stack-down` stops it
-        raise
+    # on a failure, what this call started stays up for a look at its logs; `stack-down`
+    # stops it
+    for name in SERVICES:
+        pid = _pid(ctx.layout, name)
+        if pid is not None and healthy(ctx, name):
+            if name == "zenml":
+                ensure_api_key(ctx)
+            done[name] = "already running"
+            continue
+        if pid is not None:
+            echo(f"  {name}: running but not healthy; restarting it")
+            _stop(ctx.layout, name)
+        echo(f"starting {name} ...")
+        t0 = time.monotonic()
+        STARTERS[name](ctx)
+        if not healthy(ctx, name):
+            raise StackError(f"{name} started but its health check fails")
+        done[name] = f"started in {time.monotonic() - t0:.1f} s"
+        echo(f"  {name}: healthy ({done[name]})")
     return done
 
 
@@ -875,13 +873,3 @@ def status(env: Mapping[str, str] | None = None) -> dict[str, str]:
         else:
             out[name] = "healthy" if ctx.creds and healthy(ctx, name) else "running, not healthy"
     return out
-
-
-@contextlib.contextmanager
-def running_stack(echo: Echo = print, env: Mapping[str, str] | None = None) -> Iterator[Context]:
-    """The stack up for the duration of a ``with`` block (tests), down afterwards."""
-    try:
-        up(echo, env)
-        yield _context(echo, env, create=False)
-    finally:
-        down(echo, env)
