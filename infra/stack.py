@@ -83,6 +83,22 @@ def ensure_stack() -> list[str]:
     return done
 
 
+def tracking_uri() -> str:
+    """The MLflow tracking URI of the active stack (for ``mlflow ui``)."""
+    tracker = Client().active_stack.experiment_tracker
+    if tracker is None:
+        raise RuntimeError("the active ZenML stack has no experiment tracker; run `make setup`")
+    return tracker.get_tracking_uri()
+
+
+def configure_mlflow() -> None:
+    """Point the mlflow client at the stack's tracking and registry store (for the CLI)."""
+    tracker = Client().active_stack.experiment_tracker
+    if tracker is None:
+        raise RuntimeError("the active ZenML stack has no experiment tracker; run `make setup`")
+    tracker.configure_mlflow()
+
+
 def connected_server() -> str | None:
     """The URL of the ZenML server this home is connected to (None: a local store)."""
     from zenml.config.global_config import GlobalConfiguration
@@ -203,19 +219,3 @@ def ensure_remote_stack(remote: RemoteSettings) -> list[str]:
         client.activate_stack(REMOTE_STACK)
         done.append(f"activated stack {REMOTE_STACK}")
     return done
-
-
-def tracking_uri() -> str:
-    """The MLflow tracking URI of the active stack (for ``mlflow ui``)."""
-    tracker = Client().active_stack.experiment_tracker
-    if tracker is None:
-        raise RuntimeError("the active ZenML stack has no experiment tracker; run `make setup`")
-    return tracker.get_tracking_uri()
-
-
-def configure_mlflow() -> None:
-    """Point the mlflow client at the stack's tracking and registry store (for the CLI)."""
-    tracker = Client().active_stack.experiment_tracker
-    if tracker is None:
-        raise RuntimeError("the active ZenML stack has no experiment tracker; run `make setup`")
-    tracker.configure_mlflow()
