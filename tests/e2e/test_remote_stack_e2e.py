@@ -82,7 +82,7 @@ def stack(tmp_path_factory):
             "up": up,
         }
     finally:
-        for client in clients:  # model servers and front doors (already stopped on success)
+        for client in reversed(clients):  # servers, front doors (stopped already on success)
             run_cli(client, "stop", "--gran", "hour", check=False)
         prodstack.down(lambda _: None, os.environ | env)
         shutil.rmtree(Path(env["STACK_DIR"]).parent, ignore_errors=True)
@@ -220,8 +220,10 @@ def test_remote_stack_end_to_end(stack):
     from infra import prodstack
 
     pids = [prodstack._pid(stack["layout"], name) for name in prodstack.SERVICES]
-    run_cli(a, "stop", "--gran", "hour")
+    # each client stops the servers it started (a client can only stop the processes in
+    # its own ZenML home; the other's records it would retire, leaving them running)
     run_cli(b, "stop", "--gran", "hour")
+    run_cli(a, "stop", "--gran", "hour")
     down = run_cli(a, "stack-down")
     assert "stack stopped" in down.stdout
     time.sleep(1)
