@@ -12,9 +12,11 @@ server cannot start. One module-scoped stack; two training runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 import urllib.parse
@@ -82,10 +84,25 @@ def stack(tmp_path_factory):
             "up": up,
         }
     finally:
-        for client in reversed(clients):  # servers, front doors (stopped already on success)
+        for client in clients:  # servers, front doors (stopped already on success)
             run_cli(client, "stop", "--gran", "hour", check=False)
+        _kill_model_servers(base)
         prodstack.down(lambda _: None, os.environ | env)
         shutil.rmtree(Path(env["STACK_DIR"]).parent, ignore_errors=True)
+
+
+def _kill_model_servers(base: Path) -> None:
+    """Stop the model servers the clients under ``base`` started and `stop` left running:
+    a client's `stop` retires another client's servers' records without stopping their
+    processes (README, "Production: the remote stack")."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "local_daemon_entrypoint" in cmd and str(base) in cmd:
+            with contextlib.suppress(OSError):
+                os.kill(int(cmdline.parent.name), signal.SIGTERM)
 
 
 def _train(client, pairs: str) -> str:
@@ -220,10 +237,8 @@ def test_remote_stack_end_to_end(stack):
     from infra import prodstack
 
     pids = [prodstack._pid(stack["layout"], name) for name in prodstack.SERVICES]
-    # each client stops the servers it started (a client can only stop the processes in
-    # its own ZenML home; the other's records it would retire, leaving them running)
-    run_cli(b, "stop", "--gran", "hour")
     run_cli(a, "stop", "--gran", "hour")
+    run_cli(b, "stop", "--gran", "hour")
     down = run_cli(a, "stack-down")
     assert "stack stopped" in down.stdout
     time.sleep(1)
