@@ -23,12 +23,14 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PRE_COMMIT_HOME ?= $(CURDIR)/.cache/pre-commit
 
 CONFIG ?=
+# make setup STACK=remote: the ZenML server of `make stack-up` (or ZENML_STORE_URL ...)
+STACK ?= local
 # every path is quoted: a DATA_DIR or CONFIG with a space in it is one argument
 DATA_ARGS := --gran $(GRAN) $(if $(DATA),--data "$(DATA)") $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(PAIRS),--pairs "$(PAIRS)")
 TRAIN_ARGS := $(DATA_ARGS) $(if $(CONFIG),--config "$(CONFIG)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(PROMOTE_BACKFILL),--promote-backfill)
 
 
-.PHONY: help install lock setup hooks train report serve front front-stop app stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
+.PHONY: help install lock setup stack-up stack-down stack-status hooks train report serve front front-stop app stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,8 +48,18 @@ install: $(VENV)/.installed ## Build .venv from the committed lockfile (idempote
 lock: ## Regenerate requirements.lock from pyproject.toml in a scratch venv
 	bash scripts/lock.sh
 
-setup: install ## Initialise ZenML and register the cryptocast stack (idempotent)
-	$(CLI) setup
+setup: install ## Initialise ZenML and register the cryptocast stack (idempotent): [STACK=local|remote]
+	$(CLI) setup --stack $(STACK)
+
+stack-up: install ## Start the production stack on 127.0.0.1 (ZenML server, MLflow server, S3, DBs) [STACK_DIR=]
+	$(CLI) stack-up
+
+stack-down: install ## Stop the production stack (data and credentials stay in STACK_DIR, default .stack/)
+	$(CLI) stack-down
+
+stack-status: ## Health of each service of the production stack
+	$(NEED_VENV)
+	@$(CLI) stack-status
 
 train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=] [CONFIG=] [UNTIL= [PROMOTE_BACKFILL=1]]
 	$(CLI) train $(TRAIN_ARGS)

@@ -17,6 +17,8 @@ from cli import dashboards, delivery, errors, monitoring, ops, train
 from cryptocast.errors import DEBUG_ENV, debug
 from cryptocast.paths import METRICS_DIR_ENV, ZENML_HOME, metrics_dir
 
+EMPTY_IS_UNSET = ("ZENML_STORE_", "MLFLOW_TRACKING_", "S3_ENDPOINT_URL", "AWS_")
+
 
 @click.group()
 @click.option(
@@ -30,6 +32,11 @@ def cli(debug_flag: bool) -> None:
     if debug_flag:
         os.environ[DEBUG_ENV] = "1"  # the processes this one starts inherit it
     errors.quiet_step_tracebacks()
+    # an empty variable counts as unset: CI passes a secret that is not set as "" (the
+    # workflow trains on the remote stack only when ZENML_STORE_URL is set), and ZenML
+    # would take an empty ZENML_STORE_URL for a store URL
+    for name in [k for k, v in os.environ.items() if k.startswith(EMPTY_IS_UNSET) and not v]:
+        del os.environ[name]
     # before any command imports ZenML: the project's ZenML home (as make sets it), never
     # ~/.config/zenml, and no analytics; the served models inherit the metrics directory
     os.environ.setdefault("ZENML_CONFIG_PATH", str(ZENML_HOME))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
+import time
 
 import click
 
@@ -13,14 +15,87 @@ from cryptocast.paths import LOGS_DIR, REPO_ROOT
 
 
 @click.command()
-def setup() -> None:
+@click.option(
+    "--stack",
+    "kind",
+    type=click.Choice(["local", "remote"]),
+    default="local",
+    show_default=True,
+    help="local: the embedded stores in the ZenML home; remote: the ZenML server of "
+    "`stack-up` (or ZENML_STORE_URL ... for your own servers).",
+)
+def setup(kind: str) -> None:
     """Initialise ZenML and register/activate the cryptocast stack (idempotent)."""
-    from infra.stack import ensure_stack
+    if kind == "remote":
+        from cryptocast.remotestack import (
+            Layout,
+            remote_settings_from_env,
+            remote_settings_from_stack,
+        )
+        from infra.stack import REMOTE_STACK, ensure_remote_stack
 
-    done = ensure_stack()
+        remote = remote_settings_from_env(os.environ) or remote_settings_from_stack(
+            Layout.from_env(os.environ, REPO_ROOT), os.environ
+        )
+        done = ensure_remote_stack(remote)
+        click.echo(
+            "\n".join(done)
+            if done
+            else f"ZenML stack '{REMOTE_STACK}' already set up on "
+            f"{remote.endpoints.zenml_url}; nothing to do"
+        )
+        return
+    from infra.stack import ensure_stack, use_local_store
+
+    done = use_local_store() + ensure_stack()
     click.echo(
         "\n".join(done) if done else "ZenML stack 'cryptocast' already set up; nothing to do"
     )
+
+
+@click.command("stack-up")
+def stack_up() -> None:
+    """Start the production stack on 127.0.0.1 (MariaDB, PostgreSQL, SeaweedFS S3,
+    MLflow server, ZenML server); what already runs is left alone."""
+    from cryptocast.remotestack import Endpoints
+    from infra import prodstack
+
+    t0 = time.monotonic()
+    done = prodstack.up(click.echo)
+    layout, ports = prodstack.stack_from_env()
+    if all(v == "already running" for v in done.values()):
+        click.echo(f"the stack is already up ({layout.root}); nothing to do")
+    else:
+        click.echo(f"stack up in {time.monotonic() - t0:.1f} s")
+    e = Endpoints.local(ports)
+    click.echo(f"  ZenML server   {e.zenml_url}  (database: MariaDB 127.0.0.1:{ports.mariadb})")
+    click.echo(f"  MLflow server  {e.mlflow_url}  (backend: PostgreSQL 127.0.0.1:{ports.postgres})")
+    click.echo(f"  S3 (SeaweedFS) {e.s3_endpoint}  buckets {e.zenml_bucket}, {e.mlflow_bucket}")
+    click.echo(f"  credentials    {layout.credentials} (mode 0600); logs {layout.logs}")
+    click.echo("next: make setup STACK=remote")
+
+
+@click.command("stack-down")
+def stack_down() -> None:
+    """Stop every process of the production stack (data and credentials stay)."""
+    from infra import prodstack
+
+    stopped = prodstack.down(click.echo)
+    layout, _ = prodstack.stack_from_env()
+    click.echo(
+        f"stack stopped; data kept in {layout.root}"
+        if stopped
+        else "the stack is not running; nothing to do"
+    )
+
+
+@click.command("stack-status")
+def stack_status() -> None:
+    """Each service of the production stack: healthy, running but not healthy, stopped."""
+    from infra import prodstack
+
+    for name, state in prodstack.status().items():
+        click.echo(f"  {name:<10} {state}")
 
 
 @click.command()
@@ -63,4 +138,4 @@ def unschedule(gran: str) -> None:
     )
 
 
-COMMANDS = (setup, schedule, unschedule)
+COMMANDS = (setup, stack_up, stack_down, stack_status, schedule, unschedule)
