@@ -48,7 +48,7 @@ install: $(VENV)/.installed ## Build .venv from the committed lockfile (idempote
 lock: ## Regenerate requirements.lock from pyproject.toml in a scratch venv
 	bash scripts/lock.sh
 
-setup: install ## Initialise ZenML and register the cryptocast stack (idempotent): [STACK=local|remote]
+setup: install ## Initialise ZenML and register the cryptocast stack (idempotent): [STACK=local|remote|kubernetes]
 	$(CLI) setup --stack $(STACK)
 
 stack-up: install ## Start the production stack on 127.0.0.1 (ZenML server, MLflow server, S3, DBs) [STACK_DIR=]

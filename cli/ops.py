@@ -18,14 +18,20 @@ from cryptocast.paths import LOGS_DIR, REPO_ROOT
 @click.option(
     "--stack",
     "kind",
-    type=click.Choice(["local", "remote"]),
+    type=click.Choice(["local", "remote", "kubernetes"]),
     default="local",
     show_default=True,
     help="local: the embedded stores in the ZenML home; remote: the ZenML server of "
-    "`stack-up` (or ZENML_STORE_URL ... for your own servers).",
+    "`stack-up` (or ZENML_STORE_URL ... for your own servers); kubernetes: the stack of "
+    "configs/stacks/kubernetes.yaml, registered on the server this home is connected to.",
 )
 def setup(kind: str) -> None:
     """Initialise ZenML and register/activate the cryptocast stack (idempotent)."""
+    if kind == "kubernetes":
+        from infra import k8s
+
+        click.echo("\n".join(k8s.register(k8s.load_stack())) or "nothing to do")
+        return
     if kind == "remote":
         from cryptocast.remotestack import (
             Layout,

@@ -31,6 +31,8 @@ from cryptocast.remotestack import (
 )
 
 STACK = "cryptocast"
+# stack_name of configs/stacks/kubernetes.yaml (make setup STACK=kubernetes)
+K8S_STACK = "cryptocast-k8s"
 TRACKER = "cryptocast_mlflow"  # the steps' experiment_tracker
 COMPONENTS = {
     StackComponentType.EXPERIMENT_TRACKER: TRACKER,
@@ -60,8 +62,8 @@ def ensure_stack() -> list[str]:
         config.analytics_opt_in = False
         done.append("analytics opt-out stored in the ZenML home")
     client = Client()
-    if client.active_stack_model.name == REMOTE_STACK:
-        return done  # `setup --stack remote` made it; its components are the remote ones
+    if client.active_stack_model.name in (REMOTE_STACK, K8S_STACK):
+        return done  # `setup --stack remote|kubernetes` made it: its components are its own
     for ctype, name in COMPONENTS.items():
         existing = client.list_stack_components(type=ctype, name=name)
         if existing.total == 0:

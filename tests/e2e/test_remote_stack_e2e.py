@@ -213,7 +213,7 @@ def test_remote_stack_end_to_end(stack):
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
-    assert any(k.startswith("artifacts/train/") for k in keys("cryptocast-zenml"))
+    assert any(k.startswith("artifacts/fit_") for k in keys("cryptocast-zenml"))  # fit steps
     mlflow_keys = keys("cryptocast-mlflow")
     for source in sources:
         model_id = source.removeprefix("models:/")

@@ -136,12 +136,6 @@ def test_dockerignore_keeps_local_state_out():
     assert not {"requirements.lock", "pyproject.toml", "README.md"} & ignored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requirements.lock has no kubernetes/s3fs/boto3 (ZenML's kubernetes and s3 "
-    "integration requirements), so the image from the lock cannot run on this stack yet: "
-    "add them to pyproject.toml and `make lock` (then remove this marker)",
-)
 def test_lockfile_has_what_the_kubernetes_stack_needs():
     from packaging.requirements import Requirement
     from zenml.integrations.kubernetes import KubernetesIntegration
@@ -381,3 +375,9 @@ def test_command_line(env, tmp_path, capsys):
     )
     assert k8s.main(["run-config", "hour", "train"]) == 2  # a user's mistake: one error line
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_the_stack_file_names_the_stack_setup_keeps_active():
+    from infra.stack import K8S_STACK
+
+    assert yaml.safe_load(k8s.STACK_FILE.read_text())["stack_name"] == K8S_STACK
