@@ -52,6 +52,9 @@ def servers(model_name: str) -> list[MLFlowDeploymentService]:
         if not response.service_source or response.status is None:  # still being created
             continue
         service = BaseDeploymentService.from_model(response)
+        runtime = getattr(service.status, "runtime_path", None)
+        if runtime and not Path(runtime).exists():
+            continue  # another client's server (a remote stack shares the records), not ours
         if service.config.model_name == model_name:
             service.update_status()
             found.append(service)

@@ -28,10 +28,11 @@ from infra.stack import TRACKER
 def fit(
     clean: pd.DataFrame, cfg: Settings, pairs: list[str], scope: str
 ) -> tuple[Annotated[Candidates, "candidates"], Annotated[Evaluation, "evaluation"]]:
+    name = get_step_context().step_run.name
+    print(f"{name}: fitting and backtesting {scope}-series candidates of {len(pairs)} pair(s)")
     t0 = time.perf_counter()
     candidates, evaluation = fit_and_backtest(clean, cfg, Shard(pairs, scope))  # type: ignore[arg-type]
     seconds = time.perf_counter() - t0
-    name = get_step_context().step_run.name
     mlflow.log_metric(f"{name}.seconds", seconds)
     print(
         f"{name}: {len(pairs)} pair(s), {scope}-series candidates, "

@@ -65,8 +65,9 @@ def _statuses() -> tuple[list[str], list[str]]:
     import mlflow
     from zenml.client import Client
 
-    from infra.stack import configure_mlflow
+    from infra.stack import configure_mlflow, ensure_stack
 
+    ensure_stack()  # this process's view of the active stack (earlier tests may have moved it)
     configure_mlflow()
     runs = Client().list_pipeline_runs(pipeline_name="cryptocast_training", sort_by="desc:created")
     client = mlflow.MlflowClient()
@@ -81,7 +82,7 @@ def test_sigkill_leaves_orphans_that_status_marks_failed(env, tmp_path):
     log_path = tmp_path / "train.log"
     with log_path.open("w") as log:
         proc = _start([str(CLI), "train", "--gran", "hour"], env, log)
-        _wait_for(log_path, "Step `fit_")  # a fit step has started
+        _wait_for(log_path, ": fitting and backtesting")  # inside a fit step
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     zenml, mlflow_ = _statuses()
@@ -100,7 +101,7 @@ def test_killing_make_stops_its_training_run(env, tmp_path):
     log_path = tmp_path / "make.log"
     with log_path.open("w") as log:
         proc = _start(["make", "-s", "train", "GRAN=hour"], env, log)
-        _wait_for(log_path, "Step `fit_")  # a fit step has started
+        _wait_for(log_path, ": fitting and backtesting")  # inside a fit step
         children = _children(proc.pid)
         assert children, "make runs the training in a child process"
         os.kill(proc.pid, signal.SIGTERM)  # make only, as `kill <pid of make>` does
