@@ -316,6 +316,8 @@ def register(stack: dict[str, Any]) -> list[str]:
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
+    from infra.stack import activate
+
     client, done, ids = Client(), [], {}
     for ctype, component in components(stack):
         kind = StackComponentType(ctype)
@@ -340,14 +342,7 @@ def register(stack: dict[str, Any]) -> list[str]:
         )  # fmt: skip
         ids[kind] = created.id
         done.append(f"registered {ctype} {component['name']} ({component['flavor']})")
-    name = stack["stack_name"]
-    if client.list_stacks(name=name).total == 0:
-        client.create_stack(name=name, components=ids)
-        done.append(f"registered stack {name}")
-    if client.active_stack_model.name != name:
-        client.activate_stack(name)
-        done.append(f"activated stack {name}")
-    return done
+    return done + activate(client, stack["stack_name"], ids)
 
 
 def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptocast.locks import pid_alive
 from cryptocast.paths import REPO_ROOT
 from cryptocast.remotestack import (
     API_KEY,
@@ -133,12 +134,8 @@ def _pidfile(layout: Layout, name: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     # a zombie (exited, not yet reaped) is not alive
     with contextlib.suppress(OSError):
         if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":

@@ -71,17 +71,24 @@ def ensure_stack() -> list[str]:
                 name=name, flavor="mlflow", component_type=ctype, configuration={}
             )
             done.append(f"registered {ctype.value} {name} (mlflow)")
-    if client.list_stacks(name=STACK).total == 0:
-        components = {
-            StackComponentType.ORCHESTRATOR: "default",
-            StackComponentType.ARTIFACT_STORE: "default",
-            **COMPONENTS,
-        }
-        client.create_stack(name=STACK, components=components)
-        done.append(f"registered stack {STACK}")
-    if client.active_stack_model.name != STACK:
-        client.activate_stack(STACK)
-        done.append(f"activated stack {STACK}")
+    components = {
+        StackComponentType.ORCHESTRATOR: "default",
+        StackComponentType.ARTIFACT_STORE: "default",
+        **COMPONENTS,
+    }
+    return done + activate(client, STACK, components)
+
+
+def activate(client: Client, name: str, components: dict) -> list[str]:
+    """Register stack ``name`` of ``components`` (type -> name or id) if it is missing,
+    and make it the active stack; return what was done."""
+    done = []
+    if client.list_stacks(name=name).total == 0:
+        client.create_stack(name=name, components=components)
+        done.append(f"registered stack {name}")
+    if client.active_stack_model.name != name:
+        client.activate_stack(name)
+        done.append(f"activated stack {name}")
     return done
 
 
@@ -219,10 +226,4 @@ def ensure_remote_stack(remote: RemoteSettings) -> list[str]:
         StackComponentType.ARTIFACT_STORE: ARTIFACT_STORE,
         **COMPONENTS,
     }
-    if client.list_stacks(name=REMOTE_STACK).total == 0:
-        client.create_stack(name=REMOTE_STACK, components=components)
-        done.append(f"registered stack {REMOTE_STACK}")
-    if client.active_stack_model.name != REMOTE_STACK:
-        client.activate_stack(REMOTE_STACK)
-        done.append(f"activated stack {REMOTE_STACK}")
-    return done
+    return done + activate(client, REMOTE_STACK, components)
