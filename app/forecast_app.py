@@ -2,8 +2,8 @@
 
 Per pair, the recent closes the champion knows with its forecast and its calibrated 80%
 and 90% quantile bands; the champion's version, when and on what data it was trained, its
-backtest against naive, its live accuracy from monitoring, and every promotion with its
-reasons. It reads only through
+backtest against naive, its live accuracy from monitoring, and every version with its
+latest promotion and reason. It reads only through
 the front door (``cryptocast.client``) and the forecasts database (``cryptocast.store``).
 
     streamlit run app/forecast_app.py -- --gran hour

@@ -33,7 +33,7 @@ def cli(debug_flag: bool) -> None:
         os.environ[DEBUG_ENV] = "1"  # the processes this one starts inherit it
     errors.quiet_step_tracebacks()
     # an empty variable counts as unset: CI passes a secret that is not set as "" (the
-    # workflow trains on the remote stack only when ZENML_STORE_URL is set), and ZenML
+    # workflow trains on the remote stack only when ZENML_STORE_API_KEY is set), and ZenML
     # would take an empty ZENML_STORE_URL for a store URL
     for name in [k for k, v in os.environ.items() if k.startswith(EMPTY_IS_UNSET) and not v]:
         del os.environ[name]
@@ -60,5 +60,6 @@ def main() -> None:
     except Exception as exc:
         if debug():
             errors.keep_traceback(traceback.format_exc())
-            raise
+            traceback.print_exc()
+            sys.exit(errors.exit_status(exc))  # the same status as without --debug
         sys.exit(errors.report(exc))

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from cli.errors import Refused
 from cryptocast.config import Settings, load_settings
 from cryptocast.paths import granularity_config
 
@@ -54,6 +55,17 @@ def settings(gran: str, config: str | None = None, **overrides: Any) -> Settings
     return load_settings(granularity_config(gran, config), **overrides)
 
 
+def run_settings(gran: str, config: str | None = None, **overrides: Any) -> Settings:
+    """:func:`settings` for a pipeline run, checked before ZenML starts: a bad override or
+    a ``DATA_DIR`` that is missing (or a file) is one line at once, not a failed step."""
+    cfg = settings(gran, config, **overrides)
+    if cfg.data.source == "files" and cfg.data.data_dir is not None:
+        from cryptocast.data.files import check_directory
+
+        check_directory(cfg.data.data_dir)
+    return cfg
+
+
 def use_stack() -> None:
     """Make sure the cryptocast stack is active and point mlflow at its stores."""
     from infra.stack import configure_mlflow, ensure_stack
@@ -71,7 +83,7 @@ def granularity_lock(cfg: Settings, what: str) -> Iterator[None]:
         with exclusive(lock_path(cfg.deploy.models_dir), f"{cfg.granularity} {what}"):
             yield
     except Busy as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Refused(str(exc)) from exc
 
 
 def echo_record(record: BaseModel) -> None:

@@ -12,6 +12,7 @@ from cli.common import (
     settings,
     use_stack,
 )
+from cli.errors import Refused
 from cryptocast.bundle import MANIFEST
 
 
@@ -81,11 +82,11 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
 
         use_stack()
         if registry.alias_version(cfg.deploy.model_name) is None:
-            raise click.ClickException(
+            raise Refused(
                 f"no {gran} model trained yet: run `make train GRAN={gran}` (it serves the "
                 "model it promotes)"
             )
-        raise click.ClickException(
+        raise Refused(
             f"the {gran} front door is not running: `make serve GRAN={gran}` starts the "
             "champion's server and its front door"
         )
@@ -122,7 +123,7 @@ def _change_champion(gran: str, event: str, version: str | None, reason: str) ->
         try:
             result = release.change_champion(version, event=event, reason=reason)
         except ReleaseError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise Refused(str(exc)) from exc
         if isinstance(result, ReconcileRecord):
             click.echo(
                 f"{cfg.deploy.model_name} v{result.champion} is already the champion; "
@@ -162,7 +163,7 @@ def serve(gran: str) -> None:
     with granularity_lock(cfg, "serve"):
         result = release_for(cfg).reconcile(restart=True)
     if result.champion is None:
-        raise click.ClickException(f"no champion for {gran} yet; run `make train GRAN={gran}`")
+        raise Refused(f"no champion for {gran} yet; run `make train GRAN={gran}`")
     echo_record(result)
 
 
@@ -192,7 +193,7 @@ def front(gran: str) -> None:
     try:
         state = frontdoor.ensure_running(cfg)
         info = ForecastClient(state["url"]).wait_ready(cfg.service.restart_wait_s)
-    except (RuntimeError, ClientError) as exc:
+    except (RuntimeError, ClientError) as exc:  # a failure (exit 1), not a refusal
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"front door of {gran}: {state['url']} (pid {state['pid']}, log {state['log']}); "
@@ -264,7 +265,7 @@ def metrics(gran: str, manifests: tuple[str, ...], out: str | None) -> None:
     paths = [Path(m) for m in manifests] or [settings(gran).deploy.models_dir / MANIFEST]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise click.ClickException(f"no manifest at {missing}; run `make train GRAN={gran}`")
+        raise Refused(f"no manifest at {missing}; run `make train GRAN={gran}`")
     text = "\n".join(metrics_markdown(Manifest.model_validate_json(p.read_text())) for p in paths)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +309,7 @@ def manifest(gran: str) -> None:
     """Print models/<gran>_models/manifest.json."""
     path = settings(gran).deploy.models_dir / MANIFEST
     if not path.exists():
-        raise click.ClickException(f"{path} does not exist; run `make train GRAN={gran}`")
+        raise Refused(f"{path} does not exist; run `make train GRAN={gran}`")
     click.echo(path.read_text())
 
 

@@ -26,6 +26,22 @@ USER_EXIT, BUG_EXIT = 2, 1
 STEP_FAILURE_LOGGERS = ("zenml.orchestrators.local.local_orchestrator",)
 
 
+class Refused(UserError, click.ClickException):
+    """A command refused for a state the user can change (no champion yet, no such
+    version, a busy granularity, ...): ``error: <message>``, exit 2, like every other
+    user error (click's own ``Error:`` and exit 1 are for failures)."""
+
+    exit_code = USER_EXIT
+
+    def show(self, file=None) -> None:
+        click.secho(f"error: {self.format_message()}", fg="red", err=True)
+
+
+def exit_status(exc: BaseException) -> int:
+    """The exit status a command ends with on ``exc``."""
+    return USER_EXIT if isinstance(exc, UserError) else BUG_EXIT
+
+
 def keep_traceback(text: str) -> Path:
     """Append ``text`` with the time and command line to :data:`ERROR_LOG`."""
     ERROR_LOG.parent.mkdir(parents=True, exist_ok=True)

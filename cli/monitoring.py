@@ -7,7 +7,15 @@ import time
 
 import click
 
-from cli.common import GRANULARITIES, data_options, data_overrides, gran_option, settings, use_stack
+from cli.common import (
+    GRANULARITIES,
+    data_options,
+    data_overrides,
+    gran_option,
+    run_settings,
+    settings,
+    use_stack,
+)
 from cryptocast.paths import granularity_config, metrics_dir
 
 
@@ -16,7 +24,7 @@ from cryptocast.paths import granularity_config, metrics_dir
 def monitor(gran: str, source: str | None, data_dir: str | None, pairs: str | None) -> None:
     """Live accuracy and drift of the champion; retrain when a threshold is crossed."""
     overrides = data_overrides(source, data_dir, pairs)
-    settings(gran, **overrides)  # fail fast on a bad override, before ZenML
+    run_settings(gran, **overrides)
     from infra.stack import ensure_stack
     from pipelines.monitoring import run_monitoring
 

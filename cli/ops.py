@@ -10,6 +10,7 @@ import time
 import click
 
 from cli.common import data_options, data_overrides, gran_option, settings
+from cli.errors import Refused
 from cryptocast import schedule as cron
 from cryptocast.paths import LOGS_DIR, REPO_ROOT
 
@@ -123,7 +124,7 @@ def schedule(gran: str, source: str | None, data_dir: str | None, pairs: str | N
     try:
         cron.install(cron.marker(REPO_ROOT, gran), lines)
     except cron.CrontabError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     click.echo(f"installed in the crontab of {getpass.getuser()}:")
     click.echo("\n".join(f"  {line}" for line in lines))
     click.echo(f"logs: {LOGS_DIR}; remove with `make unschedule GRAN={gran}`")
@@ -136,7 +137,7 @@ def unschedule(gran: str) -> None:
     try:
         removed = cron.uninstall(cron.marker(REPO_ROOT, gran))
     except cron.CrontabError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Refused(str(exc)) from exc
     click.echo(
         "removed:\n" + "\n".join(f"  {line}" for line in removed)
         if removed

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from cli.common import data_options, data_overrides, granularity_lock, settings
-from cryptocast.errors import debug
+from cli.common import data_options, data_overrides, granularity_lock, run_settings, settings
+from cryptocast.errors import UserError, debug
 from cryptocast.paths import granularity_config
 
 
@@ -39,11 +39,7 @@ def train(
     overrides = data_overrides(source, data_dir, pairs) | {"until": until}
     if promote_backfill:
         overrides["promote_backfill"] = True
-    cfg = settings(gran, config, **overrides)  # fail fast on a bad override, before ZenML
-    if cfg.data.source == "files" and cfg.data.data_dir is not None:
-        from cryptocast.data.files import check_directory
-
-        check_directory(cfg.data.data_dir)  # a missing DATA_DIR says so at once
+    cfg = run_settings(gran, config, **overrides)
     from infra import retrain, runs
     from infra.stack import ensure_stack
     from pipelines.training import run_training
@@ -70,8 +66,8 @@ def train(
                     err=True,
                 )
                 sys.exit(130)
-    except click.ClickException:
-        raise
+    except (click.ClickException, UserError):
+        raise  # before the pipeline started (the stack's settings, ...): `error: ...`, exit 2
     except Exception as exc:  # the step already logged details; make the exit loud
         if debug():
             raise  # cli.main keeps it in the error log

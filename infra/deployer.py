@@ -6,6 +6,7 @@ of the same model stopped. If the new one fails to start, the old one keeps serv
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -117,7 +118,7 @@ def start(
     ]
     for stale in same_version:
         if not stale.is_running or stale.config.model_uri != config.model_uri:
-            deployer().delete_model_server(stale.uuid, force=True)
+            delete(stale)
     live = [s for s in same_version if s.is_running and s.config.model_uri == config.model_uri]
     service = live[0] if reuse and live else _create(config, timeout_s)
     if not service.is_running or not service.prediction_url:
@@ -151,17 +152,13 @@ def _create(config: MLFlowDeploymentConfig, timeout_s: int) -> MLFlowDeploymentS
     return service
 
 
-def _start_on_own_port(
-    uuid: UUID, config: MLFlowDeploymentConfig, timeout_s: int
-) -> MLFlowDeploymentService:
-    """``perform_deploy_model``, on a port the kernel handed out (random, unused) instead
-    of ZenML's scan from 8000 upward, on which two deployments at once could both settle
-    (the front door and the smoke test check a server's identity either way)."""
-    config.root_runtime_path = deployer().local_path
-    endpoint = MLFlowDeploymentEndpoint(
+def endpoint(port: int) -> MLFlowDeploymentEndpoint:
+    """A server's endpoint on ``port``: MLflow's ``/invocations``, healthy when ``/ping``
+    answers."""
+    return MLFlowDeploymentEndpoint(
         config=MLFlowDeploymentEndpointConfig(
             protocol=ServiceEndpointProtocol.HTTP,
-            port=find_available_port(),
+            port=port,
             allocate_port=True,  # if another process took it meanwhile: scan as ZenML does
             prediction_url_path="invocations",
         ),
@@ -171,11 +168,38 @@ def _start_on_own_port(
             )
         ),
     )
-    service = MLFlowDeploymentService(uuid=uuid, config=config, endpoint=endpoint)
+
+
+def _start_on_own_port(
+    uuid: UUID, config: MLFlowDeploymentConfig, timeout_s: int
+) -> MLFlowDeploymentService:
+    """``perform_deploy_model``, on a port the kernel handed out (random, unused) instead
+    of ZenML's scan from 8000 upward, on which two deployments at once could both settle
+    (the front door and the smoke test check a server's identity either way)."""
+    config.root_runtime_path = deployer().local_path
+    service = MLFlowDeploymentService(
+        uuid=uuid, config=config, endpoint=endpoint(find_available_port())
+    )
     # the record names its kind before the server starts: readers can load it meanwhile
     Client().update_service(id=uuid, service_source=service.model_dump().get("type"))
     service.start(timeout=timeout_s)
     return service
+
+
+def delete(service: MLFlowDeploymentService) -> None:
+    """Stop ``service``'s server and delete its record. One that another process deleted
+    meanwhile is gone, not an error: on a shared stack, one client's `stop` retires every
+    server while another client's front door retires the server it replaced, and the
+    slower of the two finds the runtime directory (or the record) gone."""
+    try:
+        deployer().delete_model_server(service.uuid, force=True)
+    except RuntimeError as exc:
+        # FileNotFoundError: the server is stopped and its directory gone, the record
+        # left; IndexError: no record any more
+        if not isinstance(exc.__cause__, FileNotFoundError | IndexError):
+            raise
+        with contextlib.suppress(KeyError):
+            Client().delete_service(service.uuid)
 
 
 def retire_others(model_name: str, keep: MLFlowDeploymentService | None) -> list[str]:
@@ -184,6 +208,6 @@ def retire_others(model_name: str, keep: MLFlowDeploymentService | None) -> list
     for svc in servers(model_name):
         if keep is not None and svc.uuid == keep.uuid:
             continue
-        deployer().delete_model_server(svc.uuid, force=True)
+        delete(svc)
         gone.append(str(svc.config.registry_model_version))
     return gone

@@ -99,7 +99,7 @@ class RegistryChampions:
     def retire_others(self, identity: Identity, keep_url: str) -> None:
         for svc in deployer.servers(self.name):
             if svc.prediction_url != keep_url:
-                deployer.deployer().delete_model_server(svc.uuid, force=True)
+                deployer.delete(svc)
 
     def trained(self, identity: Identity) -> dict[str, Any]:
         """What the registry says of how a version was trained and promoted."""

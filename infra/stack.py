@@ -45,7 +45,7 @@ def ensure_stack() -> list[str]:
     """Create what is missing and activate the stack; return what was done.
 
     The first call in a new ZenML home (``ZENML_CONFIG_PATH``) also creates its local
-    store. With ``ZENML_STORE_URL`` and the other variables of
+    store. With ``ZENML_STORE_API_KEY`` and the other variables of
     :func:`cryptocast.remotestack.remote_settings_from_env` set (CI's secrets), the
     remote stack on those servers instead."""
     from zenml.config.global_config import GlobalConfiguration

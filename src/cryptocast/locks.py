@@ -51,10 +51,11 @@ def exclusive(path: Path, what: str) -> Iterator[None]:
     except BlockingIOError:
         os.close(fd)
         info = holder(path) or {}
+        # the holder's own label: a status check refused by a training run names the run
         raise Busy(
-            f"another {what} is in progress (pid {info.get('pid', '?')}, started "
-            f"{info.get('started', '?')}: {info.get('command', '?')}). Wait for it to finish, "
-            f"or check with `make status`. Lock: {path}"
+            f"another {info.get('what', what)} is in progress (pid {info.get('pid', '?')}, "
+            f"started {info.get('started', '?')}: {info.get('command', '?')}). Wait for it "
+            f"to finish. Lock: {path}"
         ) from None
     os.ftruncate(fd, 0)
     os.write(

@@ -361,12 +361,16 @@ REMOTE_ENV = ("ZENML_STORE_URL", "ZENML_STORE_API_KEY", "MLFLOW_TRACKING_URI")
 
 
 def remote_settings_from_env(env: Mapping[str, str]) -> RemoteSettings | None:
-    """Your own servers, when ``ZENML_STORE_URL`` is set (CI's secrets): all of
-    ``ZENML_STORE_API_KEY``, ``MLFLOW_TRACKING_URI``, ``MLFLOW_TRACKING_USERNAME``,
-    ``MLFLOW_TRACKING_PASSWORD``, ``S3_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
-    ``AWS_SECRET_ACCESS_KEY`` are then required (``ZENML_BUCKET``,
-    ``AWS_DEFAULT_REGION`` optional)."""
-    if not env.get("ZENML_STORE_URL"):
+    """Your own servers, when a service account's ``ZENML_STORE_API_KEY`` is set (CI's
+    secrets): all of ``ZENML_STORE_URL``, ``MLFLOW_TRACKING_URI``,
+    ``MLFLOW_TRACKING_USERNAME``, ``MLFLOW_TRACKING_PASSWORD``, ``S3_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` are then required
+    (``ZENML_BUCKET``, ``AWS_DEFAULT_REGION`` optional).
+
+    ``ZENML_STORE_URL`` alone is not the sign: ZenML sets it (with
+    ``ZENML_STORE_API_TOKEN``, never the key) in every step's environment, and so in a
+    training run that the monitoring pipeline starts."""
+    if not env.get("ZENML_STORE_API_KEY"):
         return None
     need = (
         *REMOTE_ENV,
@@ -378,7 +382,9 @@ def remote_settings_from_env(env: Mapping[str, str]) -> RemoteSettings | None:
     )
     missing = [k for k in need if not env.get(k)]
     if missing:
-        raise StackError(f"ZENML_STORE_URL is set but {', '.join(missing)} is not")
+        raise StackError(
+            f"ZENML_STORE_API_KEY is set (your own servers) but {', '.join(missing)} is not"
+        )
     return RemoteSettings(
         endpoints=Endpoints(
             zenml_url=env["ZENML_STORE_URL"].rstrip("/"),

@@ -92,9 +92,8 @@ def stack(tmp_path_factory):
 
 
 def _kill_model_servers(base: Path) -> None:
-    """Stop the model servers the clients under ``base`` started and `stop` left running:
-    a client's `stop` retires another client's servers' records without stopping their
-    processes (README, "Production: the remote stack")."""
+    """Stop the model servers the clients under ``base`` started that are still running
+    after each client's `stop` (a failed test can leave a server whose record is gone)."""
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             cmd = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")

@@ -57,7 +57,9 @@ def test_metrics_table_of_a_manifest(tmp_path):
 
 def test_missing_manifest_says_what_to_run(tmp_path):
     out = CliRunner().invoke(cli, ["metrics", "--manifest", str(tmp_path / "nope.json")])
-    assert out.exit_code == 1
+    # a state the user can change: `error: ...` and exit 2, not click's `Error:` and 1
+    assert out.exit_code == 2
+    assert out.output.startswith("error: no manifest at")
     assert "run `make train GRAN=hour`" in out.output
 
 
@@ -72,7 +74,7 @@ def test_manifest_paths_do_not_depend_on_the_working_directory(tmp_path, monkeyp
 
 
 def _failing_training(monkeypatch, rejected: bool):
-    import cli.common
+    import cli.train
     import infra.stack
     import pipelines.training
     from infra import retrain
@@ -83,7 +85,7 @@ def _failing_training(monkeypatch, rejected: bool):
     monkeypatch.setattr(pipelines.training, "run_training", fail)
     monkeypatch.setattr(infra.stack, "ensure_stack", lambda: [])
     monkeypatch.setattr(retrain, "rejected_since", lambda cfg, started_ms: rejected)
-    monkeypatch.setattr(cli.common, "granularity_lock", lambda cfg, what: _NoLock())
+    monkeypatch.setattr(cli.train, "granularity_lock", lambda cfg, what: _NoLock())
 
 
 class _NoLock:
@@ -92,6 +94,23 @@ class _NoLock:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_a_users_error_before_the_pipeline_is_not_a_failed_run(monkeypatch):
+    """It was "training pipeline FAILED ... (the failing step's report is printed
+    above)", with no step run and nothing above."""
+    import infra.stack
+    from cryptocast.remotestack import StackError
+
+    _failing_training(monkeypatch, rejected=False)
+
+    def half_set():
+        raise StackError("ZENML_STORE_API_KEY is set (your own servers) but S3_ENDPOINT_URL is not")
+
+    monkeypatch.setattr(infra.stack, "ensure_stack", half_set)
+    out = CliRunner().invoke(cli, ["train", "--gran", "hour", "--data", "sample"])
+    assert isinstance(out.exception, StackError)  # cli.main: `error: ...`, exit 2
+    assert "FAILED" not in out.output
 
 
 def test_a_rejected_training_run_exits_3_with_a_message(monkeypatch):
@@ -145,6 +164,7 @@ def test_debug_prints_the_traceback_and_errors_log_keeps_it():
     assert "ConfigError" in proc.stderr
     proc = _run_cli("train", "--gran", "hour", "--pairs", "BTCUSDT", env={"CRYPTOCAST_DEBUG": "1"})
     assert "Traceback" in proc.stderr
+    assert proc.returncode == 2  # still a user's mistake, traceback or not
     assert "ConfigError: " in ERROR_LOG.read_text().split("--- ")[-1]
 
 
@@ -211,8 +231,9 @@ def test_a_link_loop_as_data_dir_is_named_by_the_loader(tmp_path):
     assert data_overrides(None, str(loop), None)["data_dir"] == str(loop)  # no RuntimeError
 
 
-def test_a_missing_data_dir_is_said_before_any_pipeline_starts(tmp_path):
-    proc = _run_cli("train", "--gran", "hour", "--data-dir", str(tmp_path / "nope"))
+@pytest.mark.parametrize("command", ["train", "monitor"])
+def test_a_missing_data_dir_is_said_before_any_pipeline_starts(tmp_path, command):
+    proc = _run_cli(command, "--gran", "hour", "--data-dir", str(tmp_path / "nope"))
     assert proc.returncode == 2
     assert (
         proc.stderr.strip()

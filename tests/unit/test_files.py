@@ -56,7 +56,7 @@ def test_other_granularity_and_pairs_are_skipped_with_reasons(tmp_path: Path):
     make_ohlcv("BNB/USDT", periods=10).to_csv(tmp_path / "bnb_h.csv", index=False)
     scan = read_directory(tmp_path, pairs=["BTC/USDT"], freq="1h")
     assert scan.used == {"BTC/USDT": ["btc_h.csv"]}
-    assert "run needs" in scan.skipped["btc_d.csv"]
+    assert scan.skipped["btc_d.csv"] == "candles every 1 day, run needs 1 hour"
     assert "not requested" in scan.skipped["bnb_h.csv"]
 
 

@@ -362,3 +362,18 @@ def test_requests_wait_through_a_switch(world):
     r.stop()
     assert errors == []
     assert seen == sorted(seen)  # 1...1 2...2
+
+
+def test_the_client_says_what_a_refused_request_got_wrong(app_client):
+    """FastAPI's validation list reached `make predict` as a raw Python list."""
+    from cryptocast.client import ClientError, ForecastClient
+
+    client, _, _ = app_client
+    fc = ForecastClient("http://testserver")
+    fc._session = client  # the app in this process, through the client's own code
+    with pytest.raises(ClientError) as refused:
+        fc.forecast([{"pair": "BTC/USDT", "horizon": 99}])
+    assert refused.value.status == 422
+    assert str(refused.value).endswith(
+        "/forecast: records[0].horizon: Input should be less than or equal to 24 (got 99)"
+    )

@@ -31,7 +31,8 @@ def test_second_holder_is_refused_with_a_clear_message(tmp_path):
     assert path.name == ".hour_models.lock"
     proc = _holder_process(path)
     try:
-        pattern = rf"another hour deploy is in progress \(pid {proc.pid}"
+        # the holder's label, not the refused caller's
+        pattern = rf"another hour training run is in progress \(pid {proc.pid}"
         with pytest.raises(Busy, match=pattern), exclusive(path, "hour deploy"):
             pass
         assert holder(path)["pid"] == proc.pid

@@ -148,6 +148,8 @@ def test_remote_settings_from_env_needs_every_variable():
     assert rs.remote_settings_from_env({}) is None
     with pytest.raises(rs.StackError, match="MLFLOW_TRACKING_URI"):
         rs.remote_settings_from_env({"ZENML_STORE_URL": "https://z", "ZENML_STORE_API_KEY": "k"})
+    with pytest.raises(rs.StackError, match="ZENML_STORE_URL"):
+        rs.remote_settings_from_env({"ZENML_STORE_API_KEY": "k"})
     env = {
         "ZENML_STORE_URL": "https://zenml.example/",
         "ZENML_STORE_API_KEY": "k",
@@ -163,6 +165,22 @@ def test_remote_settings_from_env_needs_every_variable():
     assert remote.endpoints.zenml_url == "https://zenml.example"
     assert remote.endpoints.zenml_bucket == "mine"
     assert (remote.mlflow_username, remote.source) == ("u", "environment")
+
+
+def test_a_steps_environment_is_not_your_own_servers():
+    """ZenML mirrors its store into every step's environment; a training run that the
+    monitoring pipeline starts inherits it (this failed with "ZENML_STORE_URL is set but
+    ... is not" in CI)."""
+    from zenml.orchestrators.utils import get_config_environment_vars
+
+    from infra.stack import ensure_stack
+
+    ensure_stack()
+    step_env, secrets = get_config_environment_vars()
+    assert step_env.get("ZENML_STORE_URL")
+    assert rs.remote_settings_from_env(step_env | secrets) is None
+    served = {"ZENML_STORE_URL": "https://z", "ZENML_STORE_API_TOKEN": "workload-token"}
+    assert rs.remote_settings_from_env(served) is None
 
 
 def test_remote_settings_from_stack(tmp_path):

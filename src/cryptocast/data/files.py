@@ -325,6 +325,17 @@ def _spacing(frame: pd.DataFrame) -> pd.Timedelta | None:
     return None if diffs.empty else diffs.median()
 
 
+def span(step: pd.Timedelta | None) -> str:
+    """``step`` as a person writes it: ``1 hour``, ``1 day``, ``15 minutes``."""
+    if step is None or pd.isna(step):
+        return "unknown"
+    for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        n, rest = divmod(step.total_seconds(), seconds)
+        if n >= 1 and rest == 0:
+            return f"{int(n)} {unit}{'' if n == 1 else 's'}"
+    return str(step)
+
+
 def check_directory(directory: Path) -> None:
     """Raise :class:`FileSourceError` unless ``directory`` is a folder (named: missing, a
     file, a link loop)."""
@@ -373,7 +384,7 @@ def read_directory(
         frame, superseded = normalise(raw, pair)
         spacing = _spacing(frame)
         if spacing != step:
-            scan.skipped[name] = f"candles every {spacing}, run needs {step}"
+            scan.skipped[name] = f"candles every {span(spacing)}, run needs {span(step)}"
             continue
         scan.used.setdefault(pair, []).append(name)
         parts.append(frame)
