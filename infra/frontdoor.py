@@ -200,6 +200,7 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
     settings_file(cfg).write_text(cfg.model_dump_json())
     token = secrets.token_hex(8)
     with open(log, "ab") as out:
+        start = out.tell()  # the log keeps earlier starts; an error shows this one's lines
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "front-run", "--settings", str(settings_file(cfg))],
             cwd=REPO_ROOT,
@@ -214,15 +215,28 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log.read_text(errors="replace").splitlines()[-5:]
-            raise RuntimeError(
-                f"the front door on {url(cfg)} exited at start (exit {proc.returncode}):\n  "
-                + "\n  ".join(tail)
-            )
+            raise RuntimeError(_start_failure(cfg, proc.returncode, log, start))
         if status(cfg) is not None:
             return state
         time.sleep(0.2)
     raise RuntimeError(f"the front door did not answer on {url(cfg)} within {timeout_s:.0f}s")
+
+
+def _start_failure(cfg: Settings, returncode: int, log: Path, start: int) -> str:
+    """Why the front door that wrote ``log`` from byte ``start`` on exited at start."""
+    with open(log, "rb") as f:
+        f.seek(start)
+        lines = f.read().decode(errors="replace").splitlines()
+    if any("address already in use" in line for line in lines):
+        return (
+            f"port {cfg.service.port} on {cfg.service.host} is in use by another program, "
+            f"so the front door cannot listen on {url(cfg)}: stop that program, or set "
+            f"service.port in configs/{cfg.granularity}.yaml (the model server itself runs)"
+        )
+    return (
+        f"the front door on {url(cfg)} exited at start (exit {returncode}); "
+        f"the last lines of {log}:\n  " + "\n  ".join(lines[-5:])
+    )
 
 
 def stop(cfg: Settings) -> int | None:

@@ -168,9 +168,19 @@ def retrain_decision(
     if len(drifted) and share >= drift_share:
         which = [f"{r.pair}:{r.feature}" for r in drifted.itertuples() if r.drifted]
         reasons.append(f"drift share {share:.2f} >= {drift_share} ({', '.join(which)})")
+    action = "retrain" if reasons else "ok"
+    if not reasons:  # say what was judged: an OK on nothing is not a clean bill
+        reasons = [
+            "live accuracy within thresholds"
+            if len(judged)
+            else f"live accuracy not judged yet: no pair has {min_scored} scored forecasts",
+            "drift within thresholds"
+            if len(drifted)
+            else "drift not checked: no recent candles to compare",
+        ]
     return MonitorDecision(
-        action="retrain" if reasons else "ok",
-        reasons=reasons or ["live accuracy and drift within thresholds"],
+        action=action,
+        reasons=reasons,
         drift_share=share,
         live_mase={r.pair: float(r.mase) for r in accuracy.itertuples()},
     )

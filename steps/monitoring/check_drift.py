@@ -23,5 +23,9 @@ def check_drift(
         key = f"{pair_slug(r.pair)}.{r.feature}"
         mlflow.log_metrics({f"psi.{key}": r.psi, f"ks.{key}": r.ks})
     mlflow.log_metric("drift_share", float(result["drifted"].mean()) if len(result) else 0.0)
-    print(result.to_string(index=False))
+    print(
+        result.to_string(index=False)
+        if len(result)
+        else "monitor: no recent candles to check for drift"
+    )
     return result

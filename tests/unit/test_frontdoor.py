@@ -377,3 +377,28 @@ def test_the_client_says_what_a_refused_request_got_wrong(app_client):
     assert str(refused.value).endswith(
         "/forecast: records[0].horizon: Input should be less than or equal to 24 (got 99)"
     )
+
+
+def test_a_front_door_that_cannot_start_says_why_from_this_start_only(tmp_path):
+    """A taken port is named as such; otherwise the error quotes the lines this start
+    wrote, not an earlier start's (the log keeps every start)."""
+    from infra.frontdoor import _start_failure
+
+    raw = raw_config("hour")
+    raw["service"].update(host="127.0.0.1", port=18080)
+    cfg = apply_overrides(raw)
+    log = tmp_path / "front.log"
+    earlier = "ERROR:    an earlier start's last words\n"
+    log.write_text(earlier + "INFO:     Started server process [7]\nboom: no model\n")
+    said = _start_failure(cfg, 1, log, start=len(earlier))
+    assert said.startswith("the front door on http://127.0.0.1:18080 exited at start (exit 1)")
+    assert said.endswith("Started server process [7]\n  boom: no model")
+    assert "earlier" not in said
+    bind = "ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 18080)"
+    log.write_text(earlier + bind + ": address already in use\n")
+    said = _start_failure(cfg, 3, log, start=len(earlier))
+    assert said == (
+        "port 18080 on 127.0.0.1 is in use by another program, so the front door cannot "
+        "listen on http://127.0.0.1:18080: stop that program, or set service.port in "
+        "configs/hour.yaml (the model server itself runs)"
+    )

@@ -112,6 +112,19 @@ def test_decision_names_what_crossed_its_threshold():
     ok = retrain_decision(acc.assign(mase=[1.0, 9.0]), calm.assign(drifted=False), **th)
     assert ok.action == "ok"  # ETH's 9.0 is over only 5 forecasts: not judged yet
     assert ok.drift_share == 0.0
+    assert ok.reasons == ["live accuracy within thresholds", "drift within thresholds"]
+
+
+def test_an_ok_on_nothing_says_nothing_was_judged():
+    th = SHIPPED.decision_limits()
+    few = pd.DataFrame({"pair": ["BTC/USDT"], "n": [th["min_scored"] - 1], "mase": [9.0]})
+    none = pd.DataFrame(columns=["pair", "feature", "drifted"])
+    d = retrain_decision(few, none, **th)
+    assert d.action == "ok"
+    assert d.reasons == [
+        f"live accuracy not judged yet: no pair has {th['min_scored']} scored forecasts",
+        "drift not checked: no recent candles to compare",
+    ]
 
 
 def test_live_figures_round_trip_through_their_metric_names():
