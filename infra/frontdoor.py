@@ -32,6 +32,7 @@ from cryptocast.config import Settings
 from cryptocast.frontdoor.router import Identity
 from cryptocast.locks import pid_alive
 from cryptocast.monitoring import live_from_metrics
+from cryptocast.net import port_open
 from cryptocast.paths import REPO_ROOT
 from cryptocast.release import published_manifest
 from infra import deployer
@@ -196,6 +197,12 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
     answers ``/health``. Returns its state (pid, url, token, log)."""
     if (state := status(cfg)) is not None:
         return state
+    if port_open(cfg.service.port, cfg.service.host):
+        raise RuntimeError(
+            f"port {cfg.service.port} on {cfg.service.host} is in use by another program, "
+            f"so the front door cannot listen on {url(cfg)}: stop that program, or set "
+            f"service.port in configs/{cfg.granularity}.yaml (the model server itself runs)"
+        )
     log = _beside(cfg, ".log")
     settings_file(cfg).write_text(cfg.model_dump_json())
     token = secrets.token_hex(8)
@@ -227,12 +234,6 @@ def _start_failure(cfg: Settings, returncode: int, log: Path, start: int) -> str
     with open(log, "rb") as f:
         f.seek(start)
         lines = f.read().decode(errors="replace").splitlines()
-    if any("address already in use" in line for line in lines):
-        return (
-            f"port {cfg.service.port} on {cfg.service.host} is in use by another program, "
-            f"so the front door cannot listen on {url(cfg)}: stop that program, or set "
-            f"service.port in configs/{cfg.granularity}.yaml (the model server itself runs)"
-        )
     return (
         f"the front door on {url(cfg)} exited at start (exit {returncode}); "
         f"the last lines of {log}:\n  " + "\n  ".join(lines[-5:])

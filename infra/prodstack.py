@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptocast.locks import pid_alive
+from cryptocast.net import port_open
 from cryptocast.paths import REPO_ROOT
 from cryptocast.remotestack import (
     API_KEY,
@@ -262,16 +263,8 @@ def _http_ok(url: str, expect: bytes | None = None, auth: tuple[str, str] | None
         return False
 
 
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _check_port_free(port: int, what: str) -> None:
-    if _port_open(port):
+    if port_open(port):
         raise StackError(
             f"port {port} for {what} is in use by another program: "
             f"set STACK_{what.upper()}_PORT to a free port"

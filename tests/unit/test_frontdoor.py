@@ -379,9 +379,9 @@ def test_the_client_says_what_a_refused_request_got_wrong(app_client):
     )
 
 
-def test_a_front_door_that_cannot_start_says_why_from_this_start_only(tmp_path):
-    """A taken port is named as such; otherwise the error quotes the lines this start
-    wrote, not an earlier start's (the log keeps every start)."""
+def test_a_front_door_that_cannot_start_quotes_this_start_only(tmp_path):
+    """The error quotes the lines this start wrote, not an earlier start's (the log keeps
+    every start)."""
     from infra.frontdoor import _start_failure
 
     raw = raw_config("hour")
@@ -394,11 +394,25 @@ def test_a_front_door_that_cannot_start_says_why_from_this_start_only(tmp_path):
     assert said.startswith("the front door on http://127.0.0.1:18080 exited at start (exit 1)")
     assert said.endswith("Started server process [7]\n  boom: no model")
     assert "earlier" not in said
-    bind = "ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 18080)"
-    log.write_text(earlier + bind + ": address already in use\n")
-    said = _start_failure(cfg, 3, log, start=len(earlier))
-    assert said == (
-        "port 18080 on 127.0.0.1 is in use by another program, so the front door cannot "
-        "listen on http://127.0.0.1:18080: stop that program, or set service.port in "
+
+
+def test_a_taken_port_is_named_before_anything_starts(tmp_path):
+    import socket
+
+    from infra import frontdoor
+
+    raw = raw_config("hour")
+    raw["deploy"]["models_dir"] = str(tmp_path / "hour_models")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        raw["service"].update(host="127.0.0.1", port=port)
+        with pytest.raises(RuntimeError) as refused:
+            frontdoor.ensure_running(apply_overrides(raw))
+    assert str(refused.value) == (
+        f"port {port} on 127.0.0.1 is in use by another program, so the front door cannot "
+        f"listen on http://127.0.0.1:{port}: stop that program, or set service.port in "
         "configs/hour.yaml (the model server itself runs)"
     )
+    assert not (tmp_path / ".hour_models.front.log").exists()  # no process was started
