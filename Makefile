@@ -23,6 +23,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PRE_COMMIT_HOME ?= $(CURDIR)/.cache/pre-commit
 
 CONFIG ?=
+CI_STEP := MAKE=$(MAKE) bash scripts/ci_step.sh
+# pytest-xdist workers of `make test` (one test module per worker at a time)
+WORKERS ?= 2
 # make setup STACK=remote: the ZenML server of `make stack-up` (or ZENML_STORE_URL ...)
 STACK ?= local
 # every path is quoted: a DATA_DIR or CONFIG with a space in it is one argument
@@ -142,11 +145,11 @@ format: ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install ## All tests (unit, e2e, realdata, browser) with coverage of all first-party code
-	$(PY) -m pytest --durations=25 --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml --cov-fail-under=85
+test: install ## All tests (unit, e2e, realdata, browser) with coverage of all first-party code [WORKERS=2]
+	$(PY) -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml --cov-fail-under=85
 
-test-fast: install ## Unit tests only (tests/unit), for the edit loop
-	$(PY) -m pytest tests/unit -q
+test-fast: install ## Unit tests only (tests/unit, no end-to-end test), for the edit loop
+	$(PY) -m pytest tests/unit -q -m "not e2e"
 
 metrics: install ## Markdown metrics table of models/<GRAN>_models -> reports/metrics-<GRAN>.md
 	$(CLI) metrics --gran $(GRAN) --out reports/metrics-$(GRAN).md
@@ -155,13 +158,15 @@ release-pr: ## (CI, branch dev) open or update the PR release/dev-to-main -> mai
 	bash scripts/release_pr.sh
 
 # The same targets, in the same order, as .github/workflows/ml-cd.yml (tests/test_ci_parity.py)
+# (each step timed into reports/ci-times.txt, which .ci/run prints at its end)
 ci: ## What CI runs: lint, test, then train + metrics for hour and day
-	$(MAKE) lint
-	$(MAKE) test
-	$(MAKE) train GRAN=hour
-	$(MAKE) metrics GRAN=hour
-	$(MAKE) train GRAN=day
-	$(MAKE) metrics GRAN=day
+	@mkdir -p reports && rm -f reports/ci-times.txt
+	$(CI_STEP) lint
+	$(CI_STEP) test
+	$(CI_STEP) train GRAN=hour
+	$(CI_STEP) metrics GRAN=hour
+	$(CI_STEP) train GRAN=day
+	$(CI_STEP) metrics GRAN=day
 
 report: install ## Accuracy of every candidate -> reports/accuracy-GRAN.md (+ PNGs): GRAN= [DATA= DATA_DIR= PAIRS=]
 	$(CLI) report $(DATA_ARGS)

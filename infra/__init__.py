@@ -11,7 +11,10 @@ marker stores the *active stack* in the repository, shared by every ZenML home, 
 tests' isolated home would switch the developer's stack (seen with ZenML 0.98).
 """
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 
 from zenml.utils.source_utils import set_custom_source_root
 
@@ -31,3 +34,25 @@ class _NoFastaiAutologWarning(logging.Filter):
 logging.getLogger(
     "zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker"
 ).addFilter(_NoFastaiAutologWarning())
+
+
+# A test run's coverage follows every subprocess (pyproject.toml: patch = subprocess);
+# long-running servers are left out of it: tracing costs them ~40% more CPU to start and
+# a traced request loop adds latency stalls, and their code is covered in process.
+COVERAGE_ENV = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+
+
+def server_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a long-running server started from this process."""
+    return {k: v for k, v in os.environ.items() if k not in COVERAGE_ENV} | (extra or {})
+
+
+@contextlib.contextmanager
+def untraced_children() -> Iterator[None]:
+    """Processes started meanwhile with this process's environment (ZenML's daemons
+    inherit it) get :func:`server_environ`."""
+    saved = {k: os.environ.pop(k) for k in COVERAGE_ENV if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)

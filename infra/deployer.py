@@ -30,6 +30,10 @@ from zenml.utils.networking_utils import find_available_port
 
 from cryptocast import registry
 from cryptocast.serving.client import ServingError, wait_until_serving
+from infra import untraced_children
+
+# how often a starting model server's health is checked
+READY_POLL_S = 0.1
 
 
 def deployer() -> MLFlowModelDeployer:
@@ -60,6 +64,17 @@ def servers(model_name: str) -> list[MLFlowDeploymentService]:
             service.update_status()
             found.append(service)
     return found
+
+
+def records_mark() -> tuple[int, str]:
+    """(how many, newest update) of the model-server records: one small query that
+    changes whenever a server is created, updated or deleted (what a poller checks
+    before the full :func:`servers`, which hydrates every record and pings every server)."""
+    kind = MLFlowDeploymentService.SERVICE_TYPE
+    page = Client().list_services(
+        sort_by="desc:updated", type=kind.type, flavor=kind.flavor, size=1, hydrate=False
+    )
+    return page.total, str(page.items[0].updated) if page.items else ""
 
 
 def service_name(model_name: str, version: str) -> str:
@@ -182,8 +197,43 @@ def _start_on_own_port(
     )
     # the record names its kind before the server starts: readers can load it meanwhile
     Client().update_service(id=uuid, service_source=service.model_dump().get("type"))
-    service.start(timeout=timeout_s)
+    with untraced_children():
+        service.start(timeout=0)  # spawn the daemon; readiness is ours to see (below)
+    wait_until_ready(service, timeout_s)
     return service
+
+
+def wait_until_ready(
+    service: MLFlowDeploymentService, timeout_s: float, poll_s: float = READY_POLL_S
+) -> None:
+    """Return as soon as ``service`` answers its health check (polled every ``poll_s``);
+    raise at once when its daemon is gone, with the end of its log.
+
+    Not ZenML's ``poll_service_status``: it sleeps a whole second between checks, and a
+    daemon that died at start reads INACTIVE, not failed, so it waits out the timeout."""
+    deadline = time.monotonic() + timeout_s
+    seen = False
+    while True:
+        if service.is_running:
+            return
+        alive = service.status.pid is not None
+        if seen and not alive:
+            raise ServingError(f"the model server exited while starting{_log_tail(service)}")
+        seen = seen or alive
+        if time.monotonic() >= deadline:
+            state = "answered no health check" if seen else "never started its daemon"
+            raise ServingError(
+                f"the model server {state} within {timeout_s:.0f}s{_log_tail(service)}"
+            )
+        time.sleep(poll_s)
+
+
+def _log_tail(service: MLFlowDeploymentService, lines: int = 12) -> str:
+    path = service.status.log_file
+    if not path or not Path(path).exists():
+        return ""
+    tail = Path(path).read_text(errors="replace").splitlines()[-lines:]
+    return f"; its log ({path}) ends:\n" + "\n".join(f"  {line}" for line in tail)
 
 
 def delete(service: MLFlowDeploymentService) -> None:

@@ -3,10 +3,11 @@
 * :class:`RegistryChampions`: the champion from the MLflow Model Registry, its servers from
   ZenML's MLflow model deployer (the router checks their identity before using one);
 * :func:`run`: the front door in this process (``cryptocast front-run``);
-* :func:`ensure_running` / :func:`stop` / :func:`status`: the front door as a background
-  process, found through a small state file beside ``models/<gran>_models`` (pid, port,
-  and a token it echoes, so that another checkout's front door on the same port is never
-  taken for ours), its log beside it (``models/.<gran>_models.front.log``);
+* :func:`launch` / :func:`ensure_running` / :func:`stop` / :func:`status`: the front door
+  as a background process, found through a small state file beside
+  ``models/<gran>_models`` (pid, port, and a token it echoes, so that another checkout's
+  front door on the same port is never taken for ours), its log beside it
+  (``models/.<gran>_models.front.log``);
 * :class:`FrontDoorProcess`: ``cryptocast.release.FrontDoor`` — a release waits until the
   front door answers from the new server before it stops the old one.
 """
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -35,7 +37,7 @@ from cryptocast.monitoring import live_from_metrics
 from cryptocast.net import port_open
 from cryptocast.paths import REPO_ROOT
 from cryptocast.release import published_manifest
-from infra import deployer
+from infra import deployer, server_environ
 from infra.tracking import MONITORING_PIPELINE, TRAINING_PIPELINE
 
 TOKEN_ENV = "CRYPTOCAST_FRONT_TOKEN"
@@ -54,10 +56,19 @@ TRAINED_TAGS = (
 
 @dataclass
 class RegistryChampions:
-    """:class:`cryptocast.frontdoor.router.Champions` of one registered model."""
+    """:class:`cryptocast.frontdoor.router.Champions` of one registered model.
+
+    The router asks for the champion and its servers every ``check_interval_s``. The
+    champion is one registry query; the servers are listed again only when the records
+    changed (a server started, stopped or was deleted: one small query tells), when the
+    champion changed, and at least every ``LIST_EVERY_S`` (a server that died with no
+    record change; traffic notices a dead server at once anyway)."""
 
     cfg: Settings
     _known: dict[str, Identity] = field(default_factory=dict)  # versions never change
+    # (records mark, version, when listed, URLs of that version's running servers)
+    _listed: tuple[tuple[int, str], str, float, list[str]] | None = None
+    LIST_EVERY_S = 10.0
 
     @property
     def name(self) -> str:
@@ -77,13 +88,22 @@ class RegistryChampions:
         return self._known[version]
 
     def servers(self, identity: Identity) -> list[str]:
-        return [
+        mark, now = deployer.records_mark(), time.monotonic()
+        if self._listed is not None:
+            old_mark, version, listed_at, urls = self._listed
+            if (old_mark, version) == (mark, identity.version) and (
+                now - listed_at < self.LIST_EVERY_S
+            ):
+                return urls
+        urls = [
             s.prediction_url
             for s in deployer.servers(self.name)  # newest first
             if s.is_running
             and s.prediction_url
             and s.config.registry_model_version == identity.version
         ]
+        self._listed = (mark, identity.version, now, urls)
+        return urls
 
     def replace(self, identity: Identity) -> str:
         service = deployer.start(
@@ -192,11 +212,17 @@ def status(cfg: Settings) -> dict[str, Any] | None:
     return state
 
 
-def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
-    """Start the front door of ``cfg`` in the background unless it runs; wait until it
-    answers ``/health``. Returns its state (pid, url, token, log)."""
-    if (state := status(cfg)) is not None:
-        return state
+# front doors this process started: state file -> (process, where its log lines begin)
+_started: dict[str, tuple[subprocess.Popen, int]] = {}
+
+
+def launch(cfg: Settings) -> None:
+    """Start the front door of ``cfg`` in the background unless it runs (or this process
+    started it already); do not wait for it. A release launches it before its model
+    server starts, so the two start side by side."""
+    proc = _started.get(str(state_file(cfg)), (None, 0))[0]
+    if (proc is not None and proc.poll() is None) or status(cfg) is not None:
+        return
     if port_open(cfg.service.port, cfg.service.host):
         raise RuntimeError(
             f"port {cfg.service.port} on {cfg.service.host} is in use by another program, "
@@ -211,7 +237,7 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "front-run", "--settings", str(settings_file(cfg))],
             cwd=REPO_ROOT,
-            env=os.environ | {TOKEN_ENV: token},
+            env=server_environ({TOKEN_ENV: token}),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -219,13 +245,24 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
         )
     state = {"pid": proc.pid, "url": url(cfg), "token": token, "log": str(log)}
     state_file(cfg).write_text(json.dumps(state))
+    _started[str(state_file(cfg))] = (proc, start)
+
+
+def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Start the front door of ``cfg`` in the background unless it runs; wait until it
+    answers ``/health``. Returns its state (pid, url, token, log)."""
+    if (state := status(cfg)) is not None:
+        return state
+    launch(cfg)
+    proc, start = _started[str(state_file(cfg))]
+    log = _beside(cfg, ".log")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(_start_failure(cfg, proc.returncode, log, start))
-        if status(cfg) is not None:
+        if (state := status(cfg)) is not None:
             return state
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise RuntimeError(f"the front door did not answer on {url(cfg)} within {timeout_s:.0f}s")
 
 
@@ -265,6 +302,11 @@ class FrontDoorProcess:
     """``cryptocast.release.FrontDoor``: the front door follows a release."""
 
     cfg: Settings
+
+    def prepare(self) -> None:
+        """Launch the front door if it does not run; a failure is said by ``follow``."""
+        with contextlib.suppress(RuntimeError):
+            launch(self.cfg)
 
     def follow(self, version: str, server_url: str | None) -> bool:
         """Start the front door if needed and wait until it answers as ``version`` from
@@ -324,6 +366,11 @@ def run(cfg: Settings) -> None:
         card=lambda up: champions.card(up.identity),
         instance=os.environ.get(TOKEN_ENV),
     )
+    # ZenML, MLflow, SQLAlchemy and pandas leave ~0.5 M objects behind: a full collection
+    # walking them paused requests for 50-600 ms. They live as long as the process, so
+    # they are moved out of the collector's sight once, here, after start-up.
+    gc.collect()
+    gc.freeze()
     router.start()
     try:
         uvicorn.run(app, host=s.host, port=s.port, log_level="warning", access_log=False)

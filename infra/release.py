@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from zenml.integrations.mlflow.services import MLFlowDeploymentService
 
 from cryptocast import registry
 from cryptocast.config import Settings
+from cryptocast.contracts import forecast_frame
 from cryptocast.release import Release
+from cryptocast.serving.client import forecast
 from infra import deployer
 from infra.frontdoor import FrontDoorProcess
 from infra.tracking import TRAINING_PIPELINE
@@ -70,6 +73,11 @@ class DeployerServers:
 
     def retire_others(self, keep: MLFlowDeploymentService | None) -> list[str]:
         return deployer.retire_others(self.model_name, keep=keep)
+
+    def forecasts(self, server: MLFlowDeploymentService, pairs: list[str]) -> list[pd.DataFrame]:
+        rows = forecast(server.prediction_url, [{"pair": p} for p in pairs])
+        frame = forecast_frame(rows)
+        return [frame[frame["pair"] == p].reset_index(drop=True) for p in pairs]
 
 
 def release_for(cfg: Settings) -> Release:

@@ -11,6 +11,10 @@ Writes reports/bench.json. Not a test: it measures and records, it asserts nothi
 The setup of the fresh home (`cryptocast setup`) is timed separately. Sections
 (``--sections``, each written to the report as soon as it is done):
 
+* loops:      what a user waits on, each against its goal (issue 23): `--help`, a first
+              and a second `cryptocast train`, `status`/`versions`/`predict`, a model
+              server's start, a killed server and a promotion seen through the front
+              door, front door and model server latency side by side (three runs);
 * pipeline:   the two above, serving latency, the front door under load and releases;
 * scaling:    the pipeline and the plain functions on 2, 8, 16 and 32 pairs;
 * contention: fitting and backtesting, and the default `cryptocast train`, on an idle
@@ -352,6 +356,7 @@ def fresh_home(gran: str) -> tuple[Path, dict, dict]:
     }
     run = yaml.safe_load((ROOT / "configs" / f"{gran}.yaml").read_text())
     run["parameters"]["config"]["deploy"]["models_dir"] = str(home / f"{gran}_models")
+    run["parameters"]["config"]["service"]["port"] = _free_port()  # 8080 may be taken
     (home / f"{gran}.yaml").write_text(yaml.safe_dump(run))
     return home, env, run
 
@@ -510,7 +515,190 @@ def cleanup(gran: str, env: dict, home: Path, grace_s: float = 10.0) -> list[int
     return left
 
 
-SECTIONS = ("pipeline", "scaling", "contention")
+class Poller:
+    """One client asking ``url`` every ``every_s`` seconds in the background: when each
+    answer came and from which version (or that it failed)."""
+
+    def __init__(self, url: str, payload: dict, every_s: float = 0.05) -> None:
+        import threading
+
+        self.url, self.payload, self.every_s = url, payload, every_s
+        self.answers: list[tuple[float, str | None]] = []  # (received, version or None)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import requests
+
+        session = requests.Session()
+        while not self.done.is_set():
+            try:
+                resp = session.post(self.url, json=self.payload, timeout=90)
+                version = resp.json().get("model_version") if resp.status_code == 200 else None
+            except requests.RequestException:
+                version = None
+            self.answers.append((time.perf_counter(), version))
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> Poller:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join(timeout=120)
+
+    def first(self, after: float, version: str | None = None) -> float | None:
+        """When the first answer (of ``version``, if given) after ``after`` came."""
+        return next(
+            (t for t, v in self.answers if t > after and v and (version is None or v == version)),
+            None,
+        )
+
+
+def paired_latency(front: str, direct: str, horizon: int, rps: float, seconds: float) -> dict:
+    """Open-loop load alternating between the front door and the model server directly,
+    request by request in one run (so a stall of the machine hits both alike)."""
+    import concurrent.futures as cf
+
+    import requests
+
+    session = requests.Session()
+    bodies = {
+        "front": (f"{front}/forecast", {"records": [{"pair": "BTC/USDT", "horizon": horizon}]}),
+        "direct": (direct, {"dataframe_records": [{"pair": "BTC/USDT", "horizon": horizon}]}),
+    }
+
+    def one(arg: tuple[float, str]) -> tuple[str, float, bool]:
+        at, target = arg
+        time.sleep(max(0.0, at - time.perf_counter()))
+        url, body = bodies[target]
+        t0 = time.perf_counter()
+        try:
+            ok = session.post(url, json=body, timeout=10).status_code == 200
+        except requests.RequestException:
+            ok = False
+        return target, time.perf_counter() - t0, ok
+
+    n = int(rps * seconds)
+    start = time.perf_counter() + 0.5
+    plan = [(start + i / rps, "front" if i % 2 == 0 else "direct") for i in range(n)]
+    with cf.ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(one, plan))
+    out = {
+        t: _summary(
+            [r[1] for r in results if r[0] == t],
+            sum(not r[2] for r in results if r[0] == t),
+            rps=rps / 2,
+            seconds=seconds,
+        )
+        for t in ("front", "direct")
+    }
+    out["added_p50_ms"] = round(out["front"]["p50_ms"] - out["direct"]["p50_ms"], 2)
+    return out
+
+
+SERVER_START = """
+import json, sys, time
+import infra
+from infra import deployer
+from cryptocast import registry
+from cryptocast.config import load_settings
+from cryptocast.paths import granularity_config
+from infra.stack import configure_mlflow
+configure_mlflow()
+name = load_settings(granularity_config(sys.argv[1])).deploy.model_name
+version = registry.alias_version(name)
+t0 = time.perf_counter()
+svc = deployer.start(model_name=name, version=version, pairs=registry.version_pairs(name, version),
+                     timeout_s=120, reuse=False)
+ready = time.perf_counter() - t0
+deployer.delete(svc)
+print("BENCH" + json.dumps({"start_to_ready_s": round(ready, 2)}))
+"""
+
+
+def _cli_median(env: dict, *args: str, n: int = 3) -> float:
+    walls = sorted(_timed([CLI, *args], env)[0] for _ in range(n))
+    return round(walls[n // 2], 2)
+
+
+def loops(gran: str) -> dict:
+    """The loops a user waits on, in a fresh home: `--help`, the first and the second
+    `cryptocast train` (setup included, as `make train` runs it), CLI calls that run no
+    pipeline, a model server's start, a killed server replaced behind the front door, a
+    promotion answering at the front door, and latency through the front door next to the
+    model server directly (alternating requests, three runs; the first right after a
+    release)."""
+    home, env, run = fresh_home(gran)
+    cfg = run["parameters"]["config"]
+    front = f"http://{cfg['service']['host']}:{cfg['service']['port']}"
+    res: dict = {}
+    try:
+        res["help_s"] = _cli_median(env, "--help")
+        print(f"bench: loops ({gran}): first and second train ...", flush=True)
+        # as the quick start runs it: DATA=auto (offline: the sample fallback)
+        for label in ("first_train_s", "second_train_s"):
+            res[label] = round(_timed([CLI, "train", "--gran", gran], env)[0], 2)
+        res["status_s"] = _cli_median(env, "status")
+        res["versions_s"] = _cli_median(env, "versions", "--gran", gran)
+        res["predict_s"] = _cli_median(env, "predict", "--gran", gran)
+        _, out = _timed([PY, "-c", SERVER_START, gran], env)
+        res |= json.loads(out.split("BENCH", 1)[1].splitlines()[0])
+        horizon = cfg["horizon"]
+        print("bench: loops: latency right after a release, then a killed server ...", flush=True)
+        model_url = requests_json(f"{front}/version")["upstream"]
+        res["latency"] = [paired_latency(front, model_url, horizon, rps=50, seconds=20)]
+        payload = {"records": [{"pair": "BTC/USDT", "horizon": 1}]}
+        with Poller(f"{front}/forecast", payload) as poll:
+            time.sleep(1)
+            killed = time.perf_counter()
+            os.kill(_server_pid(env, gran, model_url), signal.SIGKILL)
+            deadline = time.monotonic() + 120
+            while requests_json(f"{front}/version")["upstream"] == model_url:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the killed model server was not replaced")
+                time.sleep(0.2)
+            time.sleep(1)
+        back = [t for t, v in poll.answers if t > killed and v]
+        failed = sum(1 for t, v in poll.answers if t > killed and v is None)
+        res["killed_server_to_answering_s"] = round(back[0] - killed, 2) if back else None
+        res["killed_server_failed_requests"] = failed
+        print("bench: loops: a second version, then promote -> answering ...", flush=True)
+        more = " ".join([*cfg["pairs"], "BNB/USDT"])
+        _timed([CLI, "train", "--gran", gran, "--data", "sample", "--pairs", more], env)
+        with Poller(f"{front}/forecast", payload) as poll:
+            started = time.perf_counter()
+            _timed([CLI, "promote", "--gran", gran, "--version", "1"], env)
+            time.sleep(0.5)
+        at = poll.first(started, "1")
+        res["promote_to_answering_s"] = round(at - started, 2) if at else None
+        res["promote_failed_requests"] = sum(1 for t, v in poll.answers if v is None)
+        model_url = requests_json(f"{front}/version")["upstream"]
+        for _ in range(2):
+            res["latency"].append(paired_latency(front, model_url, horizon, rps=50, seconds=20))
+    finally:
+        cleanup(gran, env, home)
+    lat = res["latency"]
+    res["goals"] = {
+        "help_s<=1": res["help_s"] <= 1,
+        "first_train_s<=30": res["first_train_s"] <= 30,
+        "second_train_s<=12": res["second_train_s"] <= 12,
+        "cli_s<=3": max(res["status_s"], res["versions_s"], res["predict_s"]) <= 3,
+        "server_start_to_ready_s<=6": res["start_to_ready_s"] <= 6,
+        "killed_server_to_answering_s<=8": (res["killed_server_to_answering_s"] or 1e9) <= 8,
+        "promote_to_answering_s<=8": (res["promote_to_answering_s"] or 1e9) <= 8,
+        "front_p99_ms<=25_every_run": all(r["front"]["p99_ms"] <= 25 for r in lat),
+        "front_max_ms<=100_every_run": all(r["front"]["max_ms"] <= 100 for r in lat),
+        "front_added_p50_ms<=2_every_run": all(r["added_p50_ms"] <= 2 for r in lat),
+        "0_failed_requests": res["killed_server_failed_requests"] == 0
+        and res["promote_failed_requests"] == 0
+        and all(r[t]["errors"] == 0 for r in lat for t in ("front", "direct")),
+    }
+    return res
+
+
+SECTIONS = ("loops", "pipeline", "scaling", "contention")
 
 
 def pipeline_section(gran: str) -> dict:
@@ -602,6 +790,7 @@ def main() -> None:
         },
     }
     run = {
+        "loops": loops,
         "pipeline": pipeline_section,
         "scaling": scaling_section,
         "contention": contention_section,

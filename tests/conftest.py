@@ -38,6 +38,20 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("CRYPTOCAST_FAILPOINT", None)
 
 
+# the two longest test modules (minutes each) start first, one on each worker of `make
+# test` (pytest-xdist, one module per worker at a time, in this order), so that they run
+# beside the rest instead of after it
+LONGEST_FIRST = ("test_remote_stack_e2e.py", "test_frontdoor_e2e.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -78,6 +78,41 @@ def best_learned(scores: pd.DataFrame, baseline: str) -> pd.Series:
     return best.set_index("pair")["candidate"]
 
 
+def prefer_cheaper(
+    learned: pd.Series,
+    scores: pd.DataFrame,
+    losses: pd.DataFrame,
+    *,
+    costly: frozenset[str],
+    baseline: str,
+    lags: int,
+    alpha: float,
+) -> tuple[pd.Series, dict[str, str]]:
+    """Per pair, a ``costly`` best candidate (a torch network: seconds more to start a
+    server, hundreds of MB more to hold) gives way to the best cheaper learned candidate
+    unless its Diebold-Mariano test against that one says it is better beyond noise
+    (one-sided p < ``alpha``). Returns the chosen candidates and, for each pair where a
+    cheaper one was chosen, the reason in words."""
+    chosen, why = learned.copy(), {}
+    pool = scores[(scores["candidate"] != baseline) & ~scores["candidate"].isin(costly)]
+    for pair, best in learned.items():
+        cheaper = pool[pool["pair"] == pair]
+        if best not in costly or cheaper.empty:
+            continue
+        alt = str(cheaper.loc[cheaper["mase"].idxmin(), "candidate"])
+        test = significance.dm_test(versus(losses, pair, best, alt), lags)
+        if test.p_value < alpha:
+            continue
+        mase = scores.set_index(["pair", "candidate"])["mase"]
+        chosen[pair] = alt
+        why[pair] = (
+            f"{best} (MASE {mase[(pair, best)]:.4f}) is not significantly better than the "
+            f"cheaper {alt} ({mase[(pair, alt)]:.4f}; DM p = {test.p_value:.3g}, needed < "
+            f"{alpha}): serving {alt}"
+        )
+    return chosen, why
+
+
 # -- data provenance ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Guard:
@@ -172,13 +207,15 @@ def promotion_decision(
     champion_losses: pd.DataFrame | None = None,
     champion_version: str | None = None,
     guard: Guard | None = None,
+    costly: frozenset[str] = frozenset(),
 ) -> Decision:
     """Turn backtests into promote / keep / reject, and say why.
 
-    * Per pair, the best learned candidate passes the quality gate when its MASE is at most
-      ``max_mase_ratio`` x the naive MASE on the same window; it is then the pair's
-      challenger, otherwise the naive forecast itself is. Its Diebold-Mariano test against
-      naive is reported per pair and pooled.
+    * Per pair, the best learned candidate (a ``costly`` one only if it is significantly
+      better than the best cheaper one: :func:`prefer_cheaper`) passes the quality gate
+      when its MASE is at most ``max_mase_ratio`` x the naive MASE on the same window; it
+      is then the pair's challenger, otherwise the naive forecast itself is. Its
+      Diebold-Mariano test against naive is reported per pair and pooled.
     * ``reject`` when no pair passes (nothing learned beats the random walk anywhere).
     * ``keep`` when a provenance guard blocks the run (see :func:`provenance_guard`), or
       when a MASE ratio below ``leakage_floor`` makes a pair's skill suspicious.
@@ -189,7 +226,15 @@ def promotion_decision(
       its one-sided p-value, multiplied by the number of learned candidates the
       challengers were chosen from (Bonferroni), is below ``significance``.
     """
-    learned = best_learned(scores, baseline)
+    learned, cheaper = prefer_cheaper(
+        best_learned(scores, baseline),
+        scores,
+        losses,
+        costly=costly,
+        baseline=baseline,
+        lags=lags,
+        alpha=gates.significance,
+    )
     n_learned = int(scores.loc[scores["candidate"] != baseline, "candidate"].nunique())
     by_key = scores.set_index(["pair", "candidate"])
     champ = None if champion_scores is None else champion_scores.set_index("pair")["mase"]
@@ -206,6 +251,8 @@ def promotion_decision(
             f"{cand} MASE ratio vs naive {ratio:.3f} "
             f"{'<=' if ok else '>'} gate {gates.max_mase_ratio}"
         ]
+        if pair in cheaper:
+            reasons.insert(0, cheaper[pair])
         if not ok:
             reasons.append(f"serving the naive forecast for {pair}")
         suspicious = ok and ratio < gates.leakage_floor

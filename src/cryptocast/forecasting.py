@@ -157,6 +157,9 @@ CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
     "nhits": _torch("NHiTSModel", {"num_blocks": 1, "layer_widths": 64}),
     "tide": _torch("TiDEModel", {"hidden_size": 64}),
 }
+# kinds that need torch to load and predict: served only when significantly better than
+# the best cheaper candidate (cryptocast.evaluation.prefer_cheaper)
+TORCH_KINDS = frozenset({"nhits", "tide"})
 # kinds fitted once on every pair of a run (Forecaster.fit_many), not pair by pair
 MULTI_SERIES: frozenset[str] = frozenset({"lightgbm_global"})
 
@@ -379,22 +382,25 @@ class Forecaster:
             **self._past(covariates, transformed),
         )
         naive_idx = pd.DatetimeIndex(close.index).tz_convert("UTC").tz_localize(None)
-        pos = pd.Series(np.arange(len(close)), index=naive_idx)
-        rows = []
-        for fc in forecasts:
-            first = pos[fc.start_time()]
-            prices = self._to_price(fc.values()[:, 0], float(close.iloc[first - 1]))
-            for k, p in enumerate(prices):
-                rows.append(
-                    (
-                        close.index[first + k],
-                        close.index[first - 1],
-                        k + 1,
-                        p,
-                        float(close.iloc[first + k]),
-                    )
-                )
-        return pd.DataFrame(rows, columns=["target_time", "origin", "step", "forecast", "actual"])
+        firsts = naive_idx.get_indexer([fc.start_time() for fc in forecasts])
+        values = close.to_numpy(dtype="float64")
+        steps = np.arange(self.horizon)
+        # one block of rows per origin, built with arrays (per-row pandas indexing cost
+        # more than Darts' own historical_forecasts)
+        prices = [
+            self._to_price(fc.values()[:, 0], float(values[first - 1]))
+            for fc, first in zip(forecasts, firsts, strict=True)
+        ]
+        targets = (firsts[:, None] + steps[None, :]).ravel() if len(firsts) else steps[:0]
+        return pd.DataFrame(
+            {
+                "target_time": close.index[targets],
+                "origin": close.index[np.repeat(firsts - 1, self.horizon)],
+                "step": np.tile(steps + 1, len(firsts)),
+                "forecast": np.concatenate(prices) if prices else np.empty(0),
+                "actual": values[targets],
+            }
+        )
 
     # -- persistence: one zip file per forecaster ---------------------------------------
     def save(self, path: Path) -> Path:

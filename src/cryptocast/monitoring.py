@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ks_2samp
 
 from cryptocast.contracts import MonitorDecision, pair_slug
 from cryptocast.evaluation import naive_scale
@@ -86,6 +85,8 @@ def drift(
 
     ``reference`` and ``recent`` are OHLCV frames (the champion's training candles and the
     candles since). Pairs with fewer than ``min_recent`` recent values are left out."""
+    from scipy.stats import ks_2samp  # 1 s of imports that status and the front door skip
+
     ref, new = features(reference), features(recent)
     rows = []
     for pair in sorted(set(ref["pair"]) & set(new["pair"])):

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+import pandas as pd
+
 from cryptocast import failpoints, store
 from cryptocast.bundle import MANIFEST, load_bundle, publish, staging_dir
 from cryptocast.config import Settings
@@ -63,6 +65,10 @@ class Servers(Protocol):
     def retire_others(self, keep: Server | None) -> list[str]:
         """Stop every server but ``keep``; return the versions they served."""
 
+    def forecasts(self, server: Server, pairs: list[str]) -> list[pd.DataFrame] | None:
+        """``server``'s forecasts of every pair from its stored history (lookups it
+        computed when it loaded), or None where it cannot be asked."""
+
 
 class Registry(Protocol):
     """The registered versions of one model and its ``champion``/``previous`` aliases."""
@@ -86,6 +92,10 @@ class Registry(Protocol):
 
 class FrontDoor(Protocol):
     """The stable address users call (``cryptocast.frontdoor``)."""
+
+    def prepare(self) -> None:
+        """Start it in the background if it does not run (without waiting): a release
+        calls this before its model server starts, so the two start side by side."""
 
     def follow(self, version: str, server_url: str | None) -> bool:
         """Make sure it runs, and wait until it answers as ``version`` from that server;
@@ -134,20 +144,29 @@ class Release:
         finally:
             shutil.rmtree(staging.parent, ignore_errors=True)
 
-    def store_bundle_forecasts(self, run_id: str | None = None) -> int:
-        """The published bundle's forecasts for every pair, upserted into the database."""
-        bundle = load_bundle(self.models_dir)
+    def store_bundle_forecasts(
+        self, run_id: str | None = None, server: Server | None = None
+    ) -> int:
+        """The published bundle's forecasts for every pair, upserted into the database:
+        asked of ``server`` (it computed them when it loaded the same bundle), else
+        computed here (loading the models: seconds for a torch model)."""
+        manifest = published_manifest(self.models_dir)
+        pairs = sorted(manifest.pairs) if manifest else []
+        frames = self.servers.forecasts(server, pairs) if server is not None and pairs else None
+        if frames is None:
+            bundle = load_bundle(self.models_dir)
+            frames = [bundle.forecast(pair) for pair in bundle.pairs]
         engine = store.connect()
         try:
             return sum(
                 store.write_forecasts(
                     engine,
-                    bundle.forecast(pair),
+                    frame,
                     granularity=self.cfg.granularity,
                     model_name=self.cfg.deploy.model_name,
                     run_id=run_id,
                 )
-                for pair in bundle.pairs
+                for frame in frames
             )
         finally:
             engine.dispose()
@@ -164,7 +183,7 @@ class Release:
         front door moves to ``keep`` (the champion's server), then the other servers stop.
         Returns (forecast rows written, versions of the servers retired)."""
         self.publish_version(version, bundle_dir)
-        rows = self.store_bundle_forecasts(run_id)
+        rows = self.store_bundle_forecasts(run_id, keep)
         front, url = self.front, keep.prediction_url if keep is not None else None
         if front is not None and url is not None and not front.follow(version, url):
             keep = None  # users may still be served by an older server: keep it
@@ -187,6 +206,8 @@ class Release:
         t0 = time.perf_counter()
         service = None
         if self.cfg.deploy.serve:
+            if self.front is not None:
+                self.front.prepare()
             service = self.servers.start(
                 version=version, pairs=pairs, model_uri=model_uri, event=event, restart=False
             )

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,8 @@ def dm_test(d: np.ndarray, lags: int) -> DMResult:
         return DMResult(n, lags, mean, 0.0, 0.5 if mean == 0 else float(mean > 0), estimator)
     hln = math.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
     stat = hln * mean / math.sqrt(variance)
+    from scipy import stats  # imported when a test is run, not by every importer
+
     return DMResult(n, lags, mean, stat, float(stats.t.cdf(stat, df=n - 1)), estimator)
 
 

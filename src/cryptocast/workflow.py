@@ -17,7 +17,7 @@ from cryptocast import failpoints, significance, threads, uncertainty
 from cryptocast.config import Settings
 from cryptocast.contracts import Decision, pair_slug
 from cryptocast.evaluation import Guard, naive_scale, promotion_decision, score
-from cryptocast.forecasting import Forecaster
+from cryptocast.forecasting import TORCH_KINDS, Forecaster
 
 log = logging.getLogger(__name__)
 
@@ -296,4 +296,5 @@ def decide(
         champion_losses=None if champion is None else champion.losses,
         champion_version=champion_version,
         guard=guard,
+        costly=frozenset(n for n, c in cfg.candidates.items() if c.kind in TORCH_KINDS),
     )

@@ -24,9 +24,11 @@ def test_cleanup_stops_every_process_of_the_bench_home(tmp_path):
     # one of them deaf to SIGTERM
     by_args = subprocess.Popen([sys.executable, "-c", STUBBORN, str(home / "local_stores")])
     by_env = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env)
-    time.sleep(1.0)
-    assert {by_args.pid, by_env.pid} <= set(processes_of(home))
-    left = cleanup("hour", env, home, grace_s=5)
+    deadline = time.monotonic() + 10  # until both have started
+    while not {by_args.pid, by_env.pid} <= set(processes_of(home)):
+        assert time.monotonic() < deadline, "the two processes did not start"
+        time.sleep(0.05)
+    left = cleanup("hour", env, home, grace_s=1)
     assert sorted(left) == sorted([by_args.pid, by_env.pid])  # said loudly, then stopped
     assert by_args.wait(timeout=10) is not None
     assert by_env.wait(timeout=10) is not None

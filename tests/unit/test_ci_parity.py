@@ -65,7 +65,9 @@ def makefile_ci_sequence() -> list[str]:
     for line in lines[start + 1 :]:
         if not line.startswith("\t"):
             break
-        seq.append(line.strip().removeprefix("$(MAKE) "))
+        if line.strip().startswith("@"):  # housekeeping, not a step
+            continue
+        seq.append(line.strip().removeprefix("$(CI_STEP) "))
     return seq
 
 

@@ -39,7 +39,7 @@ def champion(**mase):
     return evaluation(**{p: {"champion": m} for p, m in mase.items()})
 
 
-def decide(ev, champ=None, version="3", gates=GATES, guard=None):
+def decide(ev, champ=None, version="3", gates=GATES, guard=None, costly=frozenset()):
     scores, losses = ev
     return promotion_decision(
         scores,
@@ -52,6 +52,7 @@ def decide(ev, champ=None, version="3", gates=GATES, guard=None):
         champion_losses=None if champ is None else champ[1],
         champion_version=None if champ is None else version,
         guard=guard,
+        costly=costly,
     )
 
 
@@ -63,6 +64,26 @@ S = evaluation(
 def test_best_learned_excludes_the_baseline():
     s, _ = evaluation(BTC={"naive": 0.5, "lgbm": 0.9})
     assert best_learned(s, "naive").to_dict() == {"BTC/USDT": "lgbm"}
+
+
+def test_a_torch_model_not_significantly_better_gives_way_to_a_cheaper_one():
+    # ETH's nhits is 1% better than lgbm on noisy losses: not beyond noise
+    ev = evaluation(noise=0.5, ETH={"naive": 2.0, "lgbm": 1.92, "nhits": 1.90})
+    d = decide(ev, costly=frozenset({"nhits"}))
+    (eth,) = d.pairs
+    assert eth.challenger == "lgbm"
+    assert eth.mase == pytest.approx(1.92)
+    assert eth.reasons[0].startswith("nhits (MASE 1.9000) is not significantly better than the")
+    assert "serving lgbm" in eth.reasons[0]
+    # nothing is said to be costly: the best is served, as before
+    assert decide(ev).pairs[0].challenger == "nhits"
+
+
+def test_a_torch_model_significantly_better_is_served():
+    ev = evaluation(noise=0.01, ETH={"naive": 2.0, "lgbm": 1.95, "nhits": 1.60})
+    (eth,) = decide(ev, costly=frozenset({"nhits"})).pairs
+    assert eth.challenger == "nhits"
+    assert not any("not significantly better" in r for r in eth.reasons)
 
 
 def test_first_run_promotes_when_gate_holds():

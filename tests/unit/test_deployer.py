@@ -7,6 +7,7 @@ remote stack's end-to-end test)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -71,3 +72,57 @@ def test_a_server_another_process_deleted_is_gone(record):
     assert not Path(record.status.runtime_path).exists()
     assert not _exists(record.uuid)
     deployer.delete(record)  # the slower process: nothing left to do, no error
+
+
+class Starting:
+    """A model server as :func:`deployer.wait_until_ready` sees it: its daemon's pid (None
+    before the pid file is written, and once the daemon is gone) and its health, one
+    value per check."""
+
+    def __init__(self, pids: list[int | None], healthy_at: int | None, log: Path) -> None:
+        self.pids, self.healthy_at, self.checks = pids, healthy_at, 0
+        self.log = log
+
+    @property
+    def is_running(self) -> bool:
+        self.checks += 1
+        return self.healthy_at is not None and self.checks > self.healthy_at
+
+    @property
+    def status(self):
+        pid = self.pids[min(self.checks, len(self.pids)) - 1] if self.checks else None
+        return type("Status", (), {"pid": pid, "log_file": str(self.log)})
+
+
+def test_a_server_that_dies_at_start_is_reported_at_once(tmp_path):
+    log = tmp_path / "service.log"
+    log.write_text("Starting MLflow prediction service\nModuleNotFoundError: No module named 'x'\n")
+    server = Starting([None, 4242, 4242, None], healthy_at=None, log=log)
+    with pytest.raises(deployer.ServingError) as exc:
+        deployer.wait_until_ready(server, timeout_s=60, poll_s=0.001)
+    assert server.checks == 4  # not the 60 s timeout: the fourth check saw it gone
+    assert "exited while starting" in str(exc.value)
+    assert "No module named 'x'" in str(exc.value)
+
+
+def test_readiness_is_seen_at_the_first_healthy_check(tmp_path):
+    server = Starting([None, 7, 7, 7], healthy_at=3, log=tmp_path / "none.log")
+    deployer.wait_until_ready(server, timeout_s=60, poll_s=0.001)
+    assert server.checks == 4
+
+
+def test_a_daemon_that_never_starts_times_out_saying_so(tmp_path):
+    server = Starting([None], healthy_at=None, log=tmp_path / "none.log")
+    with pytest.raises(deployer.ServingError, match="never started its daemon within 0s"):
+        deployer.wait_until_ready(server, timeout_s=0.01, poll_s=0.001)
+
+
+def test_servers_are_started_without_the_test_runs_coverage(monkeypatch):
+    from infra import server_environ, untraced_children
+
+    monkeypatch.setenv("COVERAGE_PROCESS_CONFIG", "{}")
+    assert "COVERAGE_PROCESS_CONFIG" not in server_environ({"A": "1"})
+    assert server_environ({"A": "1"})["A"] == "1"
+    with untraced_children():
+        assert "COVERAGE_PROCESS_CONFIG" not in os.environ
+    assert os.environ["COVERAGE_PROCESS_CONFIG"] == "{}"

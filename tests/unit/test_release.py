@@ -67,6 +67,9 @@ class FakeServers:
         self.live = [s for s in self.live if s is keep]
         return gone
 
+    def forecasts(self, server, pairs):
+        return None  # no HTTP behind these servers: the release computes them itself
+
 
 @dataclass
 class FakeRegistry:
@@ -294,6 +297,10 @@ def test_reconcile_without_a_champion(release):
 class FakeFrontDoor:
     switches: bool = True
     followed: list[tuple[str, str]] = field(default_factory=list)
+    prepared: int = 0
+
+    def prepare(self):
+        self.prepared += 1
 
     def follow(self, version, server_url):
         self.followed.append((version, server_url))
@@ -303,6 +310,7 @@ class FakeFrontDoor:
 def test_old_servers_stop_only_once_the_front_door_answers_from_the_new_one(release):
     release.front = FakeFrontDoor()
     promote(release, "2")
+    assert release.front.prepared == 1  # launched before the new server started
     assert release.front.followed == [("2", release.servers.running("2").prediction_url)]
     assert seen(release)["answering"] == ["2"]
     release.front.switches = False  # the front door did not move in time
@@ -315,11 +323,11 @@ def test_a_failing_roll_forward_is_retried_then_says_how_to_finish(release, monk
     monkeypatch.setattr(Release, "ROLL_FORWARD_BACKOFF_S", 0.0)
     real, failures = Release.store_bundle_forecasts, []
 
-    def flaky(self, run_id=None):
+    def flaky(self, run_id=None, server=None):
         if len(failures) < 2:
             failures.append(1)
             raise OSError("database is locked")
-        return real(self, run_id)
+        return real(self, run_id, server)
 
     monkeypatch.setattr(Release, "store_bundle_forecasts", flaky)
     assert promote(release, "2").forecast_rows == 12  # third attempt
