@@ -11,16 +11,25 @@ marker stores the *active stack* in the repository, shared by every ZenML home, 
 tests' isolated home would switch the developer's stack (seen with ZenML 0.98).
 """
 
-import contextlib
+import functools
+import importlib.metadata
 import logging
 import os
-from collections.abc import Iterator
 
 from zenml.utils.source_utils import set_custom_source_root
 
 from cryptocast.paths import REPO_ROOT
 
 set_custom_source_root(str(REPO_ROOT))
+
+# ZenML resolves the distribution of every library class it records (step outputs'
+# types, materializers) with importlib.metadata.packages_distributions(), which reads the
+# metadata of every installed distribution again on each call: about 25 calls and 2-3 s
+# of each training run. What is installed does not change while a command runs.
+if not hasattr(importlib.metadata.packages_distributions, "cache_info"):
+    importlib.metadata.packages_distributions = functools.cache(
+        importlib.metadata.packages_distributions
+    )
 
 
 class _NoFastaiAutologWarning(logging.Filter):
@@ -45,14 +54,3 @@ COVERAGE_ENV = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 def server_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a long-running server started from this process."""
     return {k: v for k, v in os.environ.items() if k not in COVERAGE_ENV} | (extra or {})
-
-
-@contextlib.contextmanager
-def untraced_children() -> Iterator[None]:
-    """Processes started meanwhile with this process's environment (ZenML's daemons
-    inherit it) get :func:`server_environ`."""
-    saved = {k: os.environ.pop(k) for k in COVERAGE_ENV if k in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)

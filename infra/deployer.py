@@ -30,10 +30,12 @@ from zenml.utils.networking_utils import find_available_port
 
 from cryptocast import registry
 from cryptocast.serving.client import ServingError, wait_until_serving
-from infra import untraced_children
+from infra.model_server import ModelServer
 
 # how often a starting model server's health is checked
 READY_POLL_S = 0.1
+# a starting daemon that shows no pid this long after its launch is not running
+DAEMON_GRACE_S = 5.0
 
 
 def deployer() -> MLFlowModelDeployer:
@@ -192,13 +194,10 @@ def _start_on_own_port(
     of ZenML's scan from 8000 upward, on which two deployments at once could both settle
     (the front door and the smoke test check a server's identity either way)."""
     config.root_runtime_path = deployer().local_path
-    service = MLFlowDeploymentService(
-        uuid=uuid, config=config, endpoint=endpoint(find_available_port())
-    )
+    service = ModelServer(uuid=uuid, config=config, endpoint=endpoint(find_available_port()))
     # the record names its kind before the server starts: readers can load it meanwhile
     Client().update_service(id=uuid, service_source=service.model_dump().get("type"))
-    with untraced_children():
-        service.start(timeout=0)  # spawn the daemon; readiness is ours to see (below)
+    service.start(timeout=0)  # spawn the daemon; readiness is ours to see (below)
     wait_until_ready(service, timeout_s)
     return service
 
@@ -211,19 +210,23 @@ def wait_until_ready(
 
     Not ZenML's ``poll_service_status``: it sleeps a whole second between checks, and a
     daemon that died at start reads INACTIVE, not failed, so it waits out the timeout."""
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
     seen = False
     while True:
         if service.is_running:
             return
         alive = service.status.pid is not None
-        if seen and not alive:
-            raise ServingError(f"the model server exited while starting{_log_tail(service)}")
+        waited = time.monotonic() - started
+        # the daemon writes its pid file within milliseconds of its start, and removes it
+        # when it exits: no pid after that grace means it is gone already
+        if not alive and (seen or waited >= min(DAEMON_GRACE_S, timeout_s)):
+            state = "exited while starting" if seen else "never started its daemon"
+            raise ServingError(f"the model server {state}{_log_tail(service)}")
         seen = seen or alive
-        if time.monotonic() >= deadline:
-            state = "answered no health check" if seen else "never started its daemon"
+        if waited >= timeout_s:
             raise ServingError(
-                f"the model server {state} within {timeout_s:.0f}s{_log_tail(service)}"
+                f"the model server answered no health check within {timeout_s:.0f}s"
+                f"{_log_tail(service)}"
             )
         time.sleep(poll_s)
 

@@ -7,9 +7,10 @@ remote stack's end-to-end test)."""
 
 from __future__ import annotations
 
-import os
 import shutil
+import time
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from zenml.client import Client
@@ -111,18 +112,31 @@ def test_readiness_is_seen_at_the_first_healthy_check(tmp_path):
     assert server.checks == 4
 
 
-def test_a_daemon_that_never_starts_times_out_saying_so(tmp_path):
+def test_a_daemon_gone_before_its_first_check_is_reported_after_a_grace(tmp_path, monkeypatch):
+    monkeypatch.setattr(deployer, "DAEMON_GRACE_S", 0.05)
     server = Starting([None], healthy_at=None, log=tmp_path / "none.log")
-    with pytest.raises(deployer.ServingError, match="never started its daemon within 0s"):
+    t0 = time.monotonic()
+    with pytest.raises(deployer.ServingError, match="never started its daemon"):
+        deployer.wait_until_ready(server, timeout_s=60, poll_s=0.001)
+    assert time.monotonic() - t0 < 5  # the grace, not the 60 s timeout
+
+
+def test_a_daemon_that_never_answers_times_out_saying_so(tmp_path):
+    server = Starting([None, 9], healthy_at=None, log=tmp_path / "none.log")
+    with pytest.raises(deployer.ServingError, match="answered no health check within 0s"):
         deployer.wait_until_ready(server, timeout_s=0.01, poll_s=0.001)
 
 
-def test_servers_are_started_without_the_test_runs_coverage(monkeypatch):
-    from infra import server_environ, untraced_children
+def test_servers_are_started_without_the_test_runs_coverage(monkeypatch, tmp_path):
+    from infra import server_environ
+    from infra.model_server import ModelServer
 
     monkeypatch.setenv("COVERAGE_PROCESS_CONFIG", "{}")
     assert "COVERAGE_PROCESS_CONFIG" not in server_environ({"A": "1"})
     assert server_environ({"A": "1"})["A"] == "1"
-    with untraced_children():
-        assert "COVERAGE_PROCESS_CONFIG" not in os.environ
-    assert os.environ["COVERAGE_PROCESS_CONFIG"] == "{}"
+    config = MLFlowDeploymentConfig(
+        model_name="m", model_uri="models:/m/1", root_runtime_path=str(tmp_path)
+    )
+    command, env = ModelServer(uuid=uuid4(), config=config)._get_daemon_cmd()
+    assert command[command.index("-m") + 1] == "infra.model_server_daemon"  # the lean one
+    assert "COVERAGE_PROCESS_CONFIG" not in env
