@@ -218,9 +218,9 @@ def front_run(settings_path: str) -> None:
     from pathlib import Path
 
     from cryptocast.config import Settings
-    from infra import frontdoor
+    from infra import frontdoor_server
 
-    frontdoor.run(Settings.model_validate_json(Path(settings_path).read_text()))
+    frontdoor_server.run(Settings.model_validate_json(Path(settings_path).read_text()))
 
 
 FORECAST_TABLE = (

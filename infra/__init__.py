@@ -15,12 +15,16 @@ import functools
 import importlib.metadata
 import logging
 import os
-
-from zenml.utils.source_utils import set_custom_source_root
+import sys
 
 from cryptocast.paths import REPO_ROOT
 
-set_custom_source_root(str(REPO_ROOT))
+# ZenML's source root, without importing ZenML here (a second of imports that commands
+# which never touch ZenML, such as `predict`, would pay): ZenML reads the variable when
+# it loads; if it is loaded already, it is told directly
+os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(REPO_ROOT))
+if "zenml.utils.source_utils" in sys.modules:
+    sys.modules["zenml.utils.source_utils"].set_custom_source_root(str(REPO_ROOT))
 
 # ZenML resolves the distribution of every library class it records (step outputs'
 # types, materializers) with importlib.metadata.packages_distributions(), which reads the

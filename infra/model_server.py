@@ -14,8 +14,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from zenml.integrations.mlflow.services import MLFlowDeploymentService
+from zenml.services.local import local_daemon_entrypoint
 
 from infra import server_environ
+
+ZENML_ENTRYPOINT = local_daemon_entrypoint.__name__
 
 
 class ModelServer(MLFlowDeploymentService):
@@ -26,5 +29,7 @@ class ModelServer(MLFlowDeploymentService):
     def _get_daemon_cmd(self) -> tuple[list[str], dict[str, str]]:
         command, _ = super()._get_daemon_cmd()  # writes the config file, names the files
         module = command.index("-m") + 1
-        command[module] = self.DAEMON
+        # ZenML recognises its daemons by its entrypoint's name among their arguments
+        # (and warns on every status check otherwise): it stays there, as a marker
+        command[module : module + 1] = [self.DAEMON, ZENML_ENTRYPOINT]
         return command, server_environ()

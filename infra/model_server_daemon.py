@@ -1,7 +1,9 @@
 """The daemon of a model server (``infra.model_server.ModelServer``).
 
-``python -m infra.model_server_daemon --config-file F --pid-file P [--log-file L]``: what
-ZenML's own entrypoint takes, without activating every installed ZenML integration first.
+``python -m infra.model_server_daemon zenml.services.local.local_daemon_entrypoint
+--config-file F --pid-file P [--log-file L]``: what ZenML's own entrypoint takes (its name
+too, which ZenML looks for in a daemon's command line), without activating every installed
+ZenML integration first.
 A module of its own: run as ``__main__``, it must not define the service class, which
 ZenML loads by its source path.
 """
@@ -19,6 +21,7 @@ import infra  # noqa: F401  (ZenML's source root: the service class is loaded by
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="The daemon of a cryptocast model server.")
+    ap.add_argument("zenml_entrypoint", help="the name ZenML knows its daemons by (a marker)")
     ap.add_argument("--config-file", required=True)
     ap.add_argument("--pid-file", required=True)
     ap.add_argument("--log-file")

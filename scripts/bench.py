@@ -354,11 +354,12 @@ def fresh_home(gran: str) -> tuple[Path, dict, dict]:
         "ZENML_AUTO_OPEN_DASHBOARD": "false",
         "CRYPTOCAST_CONFIG_DIR": str(home),  # the CLI reads <home>/<gran>.yaml
     }
-    run = yaml.safe_load((ROOT / "configs" / f"{gran}.yaml").read_text())
-    run["parameters"]["config"]["deploy"]["models_dir"] = str(home / f"{gran}_models")
-    run["parameters"]["config"]["service"]["port"] = _free_port()  # 8080 may be taken
-    (home / f"{gran}.yaml").write_text(yaml.safe_dump(run))
-    return home, env, run
+    for g in ("hour", "day"):  # both: `cryptocast status` reads both
+        cfg = yaml.safe_load((ROOT / "configs" / f"{g}.yaml").read_text())
+        cfg["parameters"]["config"]["deploy"]["models_dir"] = str(home / f"{g}_models")
+        cfg["parameters"]["config"]["service"]["port"] = _free_port()  # 8080 may be taken
+        (home / f"{g}.yaml").write_text(yaml.safe_dump(cfg))
+    return home, env, yaml.safe_load((home / f"{gran}.yaml").read_text())
 
 
 def train_timed(gran: str, env: dict, pairs: list[str] | None = None) -> dict:
@@ -523,7 +524,8 @@ class Poller:
         import threading
 
         self.url, self.payload, self.every_s = url, payload, every_s
-        self.answers: list[tuple[float, str | None]] = []  # (received, version or None)
+        # (sent, received, version or None)
+        self.answers: list[tuple[float, float, str | None]] = []
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -532,12 +534,13 @@ class Poller:
 
         session = requests.Session()
         while not self.done.is_set():
+            sent = time.perf_counter()
             try:
                 resp = session.post(self.url, json=self.payload, timeout=90)
                 version = resp.json().get("model_version") if resp.status_code == 200 else None
             except requests.RequestException:
                 version = None
-            self.answers.append((time.perf_counter(), version))
+            self.answers.append((sent, time.perf_counter(), version))
             time.sleep(self.every_s)
 
     def __enter__(self) -> Poller:
@@ -549,11 +552,19 @@ class Poller:
         self.thread.join(timeout=120)
 
     def first(self, after: float, version: str | None = None) -> float | None:
-        """When the first answer (of ``version``, if given) after ``after`` came."""
+        """When the first answer (of ``version``, if given) to a request sent after
+        ``after`` came."""
         return next(
-            (t for t, v in self.answers if t > after and v and (version is None or v == version)),
+            (
+                got
+                for sent, got, v in self.answers
+                if sent > after and v and (version is None or v == version)
+            ),
             None,
         )
+
+    def failed(self) -> int:
+        return sum(1 for *_, v in self.answers if v is None)
 
 
 def paired_latency(front: str, direct: str, horizon: int, rps: float, seconds: float) -> dict:
@@ -660,10 +671,10 @@ def loops(gran: str) -> dict:
                     raise SystemExit("the killed model server was not replaced")
                 time.sleep(0.2)
             time.sleep(1)
-        back = [t for t, v in poll.answers if t > killed and v]
-        failed = sum(1 for t, v in poll.answers if t > killed and v is None)
-        res["killed_server_to_answering_s"] = round(back[0] - killed, 2) if back else None
-        res["killed_server_failed_requests"] = failed
+        # a request sent after the kill waits (restart_wait_s) for the replacement
+        back = poll.first(killed)
+        res["killed_server_to_answering_s"] = round(back - killed, 2) if back else None
+        res["killed_server_failed_requests"] = poll.failed()
         print("bench: loops: a second version, then promote -> answering ...", flush=True)
         more = " ".join([*cfg["pairs"], "BNB/USDT"])
         _timed([CLI, "train", "--gran", gran, "--data", "sample", "--pairs", more], env)
@@ -673,7 +684,7 @@ def loops(gran: str) -> dict:
             time.sleep(0.5)
         at = poll.first(started, "1")
         res["promote_to_answering_s"] = round(at - started, 2) if at else None
-        res["promote_failed_requests"] = sum(1 for t, v in poll.answers if v is None)
+        res["promote_failed_requests"] = poll.failed()
         model_url = requests_json(f"{front}/version")["upstream"]
         for _ in range(2):
             res["latency"].append(paired_latency(front, model_url, horizon, rps=50, seconds=20))

@@ -138,5 +138,7 @@ def test_servers_are_started_without_the_test_runs_coverage(monkeypatch, tmp_pat
         model_name="m", model_uri="models:/m/1", root_runtime_path=str(tmp_path)
     )
     command, env = ModelServer(uuid=uuid4(), config=config)._get_daemon_cmd()
-    assert command[command.index("-m") + 1] == "infra.model_server_daemon"  # the lean one
+    module = command.index("-m") + 1
+    assert command[module] == "infra.model_server_daemon"  # the lean one
+    assert "zenml.services.local.local_daemon_entrypoint" in command  # ZenML's marker
     assert "COVERAGE_PROCESS_CONFIG" not in env

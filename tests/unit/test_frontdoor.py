@@ -421,7 +421,7 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path):
 def test_servers_are_listed_again_only_when_something_changed(monkeypatch, hour_cfg):
     """The check loop asks every half second; the full listing (every record hydrated,
     every server pinged) runs only when the records, the champion or ten seconds say so."""
-    from infra import deployer, frontdoor
+    from infra import deployer, frontdoor_server
 
     class Server:
         def __init__(self, url, version):
@@ -432,8 +432,8 @@ def test_servers_are_listed_again_only_when_something_changed(monkeypatch, hour_
     live = [Server("http://a/invocations", "1")]
     monkeypatch.setattr(deployer, "records_mark", lambda: mark[0])
     monkeypatch.setattr(deployer, "servers", lambda name: listings.append(name) or live)
-    monkeypatch.setattr(frontdoor.time, "monotonic", lambda: clock[0])
-    champions = frontdoor.RegistryChampions(hour_cfg)
+    monkeypatch.setattr(frontdoor_server.time, "monotonic", lambda: clock[0])
+    champions = frontdoor_server.RegistryChampions(hour_cfg)
     v1 = Identity(model_name="m", version="1", run_id="r", pairs=("BTC/USDT",))
     v2 = Identity(model_name="m", version="2", run_id="r", pairs=("BTC/USDT",))
     assert champions.servers(v1) == ["http://a/invocations"]
@@ -445,6 +445,6 @@ def test_servers_are_listed_again_only_when_something_changed(monkeypatch, hour_
     assert len(listings) == 2
     assert champions.servers(v2) == []  # another champion: listed at once
     assert len(listings) == 3
-    clock[0] += frontdoor.RegistryChampions.LIST_EVERY_S
+    clock[0] += frontdoor_server.RegistryChampions.LIST_EVERY_S
     champions.servers(v2)
     assert len(listings) == 4  # and at least every LIST_EVERY_S

@@ -8,7 +8,7 @@ to the champion's newest server once it has proved itself (a promotion, a rollba
 restart), and replaces a champion server that died (its requests wait meanwhile, bounded
 by ``restart_wait_s``). Requests are forwarded with :meth:`Router.forward`.
 
-The registry and the deployer are behind :class:`Champions` (bound in ``infra.frontdoor``);
+The registry and the deployer are behind :class:`Champions` (bound in ``infra.frontdoor_server``);
 the HTTP call is a :data:`Transport`, so all of this is testable without either.
 """
 
