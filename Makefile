@@ -148,8 +148,8 @@ format: ## Apply ruff fixes and formatting
 test: install ## All tests (unit, e2e, realdata, browser) with coverage of all first-party code [WORKERS=2]
 	$(PY) -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 --cov --cov-report=term-missing:skip-covered --cov-report=xml:reports/coverage.xml --cov-fail-under=85
 
-test-fast: install ## Unit tests only (tests/unit, no end-to-end test), for the edit loop
-	$(PY) -m pytest tests/unit -q -m "not e2e"
+test-fast: install ## Unit tests only (tests/unit, no end-to-end or slow test), for the edit loop
+	$(PY) -m pytest tests/unit -q -m "not e2e and not slow"
 
 metrics: install ## Markdown metrics table of models/<GRAN>_models -> reports/metrics-<GRAN>.md
 	$(CLI) metrics --gran $(GRAN) --out reports/metrics-$(GRAN).md

@@ -16,6 +16,7 @@ from scripts.bench import cleanup, plain, processes_of
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 
 
+@pytest.mark.slow
 def test_cleanup_stops_every_process_of_the_bench_home(tmp_path):
     home = tmp_path / "bench-home"
     home.mkdir()

@@ -185,6 +185,7 @@ def test_an_unexpected_error_names_where_its_traceback_went(monkeypatch, capsys)
     assert f"the traceback is in {errors.ERROR_LOG}" in err
 
 
+@pytest.mark.slow
 def test_predict_before_any_training_says_to_train(tmp_path):
     from tests.conftest import cli_env, small_config
 

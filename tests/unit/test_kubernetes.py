@@ -258,6 +258,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_KUBERNETES, reason="ZenML needs the kubernetes package to register")
 def test_register_is_idempotent(env, tmp_path):
     """In a ZenML home of its own (it activates the stack it registers)."""
