@@ -30,7 +30,7 @@ WORKERS ?= 2
 STACK ?= local
 # every path is quoted: a DATA_DIR or CONFIG with a space in it is one argument
 DATA_ARGS := --gran $(GRAN) $(if $(DATA),--data "$(DATA)") $(if $(DATA_DIR),--data-dir "$(DATA_DIR)") $(if $(PAIRS),--pairs "$(PAIRS)")
-TRAIN_ARGS := $(DATA_ARGS) $(if $(CONFIG),--config "$(CONFIG)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(PROMOTE_BACKFILL),--promote-backfill)
+TRAIN_ARGS := $(DATA_ARGS) $(if $(CONFIG),--config "$(CONFIG)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(PROMOTE_BACKFILL),--promote-backfill) $(if $(REQUIRE_LEARNED),--require-learned)
 
 
 .PHONY: help install lock setup stack-up stack-down stack-status hooks train report serve front front-stop app stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
@@ -64,7 +64,7 @@ stack-status: ## Health of each service of the production stack
 	$(NEED_VENV)
 	@$(CLI) stack-status
 
-train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=] [CONFIG=] [UNTIL= [PROMOTE_BACKFILL=1]]
+train: install ## Run the pipeline: GRAN=hour|day [DATA=auto|binance|files|sample] [DATA_DIR=] [PAIRS=] [CONFIG=] [UNTIL= [PROMOTE_BACKFILL=1]] [REQUIRE_LEARNED=1]
 	$(CLI) train $(TRAIN_ARGS)
 
 serve: install ## Start (or restart without downtime) the champion's server: GRAN=hour

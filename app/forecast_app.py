@@ -23,6 +23,7 @@ import streamlit as st
 from cryptocast import store
 from cryptocast.client import ClientError, ForecastClient
 from cryptocast.config import load_settings
+from cryptocast.contracts import BASELINE_LABEL
 from cryptocast.paths import granularity_config
 
 
@@ -77,6 +78,12 @@ def main() -> None:
     cols[3].metric("Promoted", (trained.get("promoted_at") or "-")[:16].replace("T", " "))
     st.caption(f"{info.model_name} at {url} · run {info.run_id} · "
                f"git {trained.get('git_commit', '?')[:12]}")  # fmt: skip
+    if card.label == BASELINE_LABEL:
+        st.info(f"v{info.model_version} is the {BASELINE_LABEL}: the naive forecast with "
+                "calibrated intervals. No learned model has beaten it by a margin that is "
+                "not noise yet.")  # fmt: skip
+    elif card.label:
+        st.caption(f"v{info.model_version} serves {card.label}")
 
     answer = client.forecast([{"pair": p} for p in info.pairs])
     forecasts = pd.DataFrame([f.model_dump() for f in answer.forecasts])
@@ -94,9 +101,16 @@ def main() -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     with right:
         st.subheader("Live accuracy (last monitoring run)")
+        last = card.monitoring
+        if last:
+            decision = (last.get("decision") or last.get("status") or "?").upper()
+            st.caption(f"Last monitoring run: {last.get('at', '?').replace('T', ' ')} "
+                       f"({decision})")  # fmt: skip
         if card.live:
             live = [{"pair": p, **v} for p, v in card.live.items()]
             st.dataframe(pd.DataFrame(live), hide_index=True)
+        elif last:
+            st.info(f"Nothing was compared: {last.get('reasons') or 'the run logged no reason'}")
         else:
             st.info(f"No monitoring run yet: `make monitor GRAN={args.gran}`.")
     st.subheader("Promotions")

@@ -31,7 +31,7 @@ def cli(debug_flag: bool) -> None:
     """cryptocast: train, serve, monitor and inspect crypto forecasters."""
     if debug_flag:
         os.environ[DEBUG_ENV] = "1"  # the processes this one starts inherit it
-    errors.quiet_step_tracebacks()
+    errors.quiet_zenml()
     # an empty variable counts as unset: CI passes a secret that is not set as "" (the
     # workflow trains on the remote stack only when ZENML_STORE_API_KEY is set), and ZenML
     # would take an empty ZENML_STORE_URL for a store URL

@@ -6,14 +6,16 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import BaseModel
 
 from cli.errors import Refused
 from cryptocast.config import Settings, load_settings
 from cryptocast.paths import granularity_config
+
+if TYPE_CHECKING:
+    from cryptocast.contracts import ReconcileRecord, ReleaseRecord
 
 GRANULARITIES = ("hour", "day")
 
@@ -86,5 +88,14 @@ def granularity_lock(cfg: Settings, what: str) -> Iterator[None]:
         raise Refused(str(exc)) from exc
 
 
-def echo_record(record: BaseModel) -> None:
-    click.echo(json.dumps(record.model_dump(mode="json"), indent=2))
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the record as JSON (for programs)."
+)
+
+
+def echo_record(record: ReleaseRecord | ReconcileRecord, model_name: str, as_json: bool) -> None:
+    """A release's record: lines for a person, or (``--json``) JSON for a program."""
+    if as_json:
+        click.echo(json.dumps(record.model_dump(mode="json"), indent=2))
+    else:
+        click.echo("\n".join(record.lines(model_name)))

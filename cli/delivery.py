@@ -9,6 +9,7 @@ from cli.common import (
     echo_record,
     gran_option,
     granularity_lock,
+    json_option,
     settings,
     use_stack,
 )
@@ -18,50 +19,88 @@ from cryptocast.bundle import MANIFEST
 
 def _training(cfg) -> str:
     """Whether a training run of ``cfg`` holds its lock; if none does, runs still marked
-    in progress were killed: they are marked failed here."""
+    in progress were killed: they are marked failed here, and the model servers of a
+    release killed before its commit are stopped."""
     from cryptocast.locks import Busy, exclusive, lock_path
     from infra import runs
 
     try:
         with exclusive(lock_path(cfg.deploy.models_dir), f"{cfg.granularity} status check"):
             marked = runs.fail_orphans(cfg, "killed: its process was gone")
+            servers = runs.retire_orphan_servers(cfg)
     except Busy as exc:
         return f"busy: {exc}"
-    return f"killed run(s) marked failed: {', '.join(marked)}" if marked else "no run in progress"
+    said = [f"killed run(s) marked failed: {', '.join(marked)}"] if marked else []
+    if servers:
+        said.append(f"stopped the model server(s) a killed release left: {', '.join(servers)}")
+    return "; ".join(said) or "no run in progress"
 
 
-@click.command()
-def status() -> None:
-    """What is served: champion, front door address, model server, unfinished releases."""
-    from cryptocast import registry, store
+def _state(gran: str) -> dict:
+    """What is served for ``gran``, as data (``status --json``)."""
+    from cryptocast import registry
     from cryptocast.release import published_version
     from infra import deployer, frontdoor
 
+    cfg = settings(gran)
+    name = cfg.deploy.model_name
+    champion = registry.alias_version(name)
+    svc = deployer.running(name, champion) if champion else deployer.running(name)
+    front = frontdoor.status(cfg)
+    return {
+        "granularity": gran,
+        "model_name": name,
+        "champion": champion,
+        "label": registry.label(name, champion) if champion else None,
+        "previous": registry.alias_version(name, registry.PREVIOUS),
+        "front_door": front["url"] if front else None,
+        "model_server": svc.prediction_url if svc else None,
+        "model_server_version": svc.config.registry_model_version if svc else None,
+        "training": _training(cfg),
+        "published": published_version(cfg.deploy.models_dir),
+        "models_dir": str(cfg.deploy.models_dir),
+    }
+
+
+def _status_lines(s: dict) -> list[str]:
+    gran, name, champion = s["granularity"], s["model_name"], s["champion"]
+    if champion is None:
+        lines = [f"{gran:5s} {name}: no model trained yet (make train GRAN={gran})"]
+    else:
+        before = f"previous v{s['previous']}" if s["previous"] else "no previous version"
+        what = f" ({s['label']})" if s["label"] else ""
+        door = s["front_door"] or f"not running (make front GRAN={gran})"
+        served = s["model_server"] and f"v{s['model_server_version']} at {s['model_server']}"
+        lines = [
+            f"{gran:5s} {name}: champion v{champion}{what} ({before})",
+            f"      front door: {door}",
+            f"      model server: {served or '-'}",
+        ]
+    lines.append(f"      training: {s['training']}")
+    if champion and s["published"] != champion:
+        lines.append(
+            f"      UNFINISHED RELEASE: v{champion} is champion but {s['models_dir']} "
+            f"holds v{s['published'] or '-'}; `make serve GRAN={gran}` finishes it"
+        )
+    return lines
+
+
+@click.command()
+@json_option
+def status(as_json: bool) -> None:
+    """What is served: champion, front door address, model server, unfinished releases."""
+    import json
+
+    from cryptocast import store
+
     use_stack()
-    for gran in GRANULARITIES:
-        cfg = settings(gran)
-        name = cfg.deploy.model_name
-        champion = registry.alias_version(name)
-        previous = registry.alias_version(name, registry.PREVIOUS)
-        svc = deployer.running(name, champion) if champion else deployer.running(name)
-        served = f"v{svc.config.registry_model_version} at {svc.prediction_url}" if svc else "-"
-        front = frontdoor.status(cfg)
-        door = front["url"] if front else f"not running (make front GRAN={gran})"
-        if champion is None:
-            click.echo(f"{gran:5s} {name}: no model trained yet (make train GRAN={gran})")
-        else:
-            before = f"previous v{previous}" if previous else "no previous version"
-            click.echo(
-                f"{gran:5s} {name}: champion v{champion} ({before})\n"
-                f"      front door: {door}\n      model server: {served}"
-            )
-        click.echo(f"      training: {_training(cfg)}")
-        published = published_version(cfg.deploy.models_dir)
-        if champion and published != champion:
-            click.echo(
-                f"      UNFINISHED RELEASE: v{champion} is champion but {cfg.deploy.models_dir} "
-                f"holds v{published or '-'}; `make serve GRAN={gran}` finishes it"
-            )
+    states = [_state(gran) for gran in GRANULARITIES]
+    if as_json:
+        out = {"granularities": states, "forecasts_database": store.database_url()}
+        click.echo(json.dumps(out, indent=2))
+        return
+    for s in states:
+        click.echo("\n".join(_status_lines(s)))
     click.echo(f"forecasts database: {store.database_url()}")
 
 
@@ -100,7 +139,8 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
         rows.append(row | {f"q{float(q):g}": v for q, v in sorted(quantiles.items(), key=_level)})
     table = pd.DataFrame(rows)
     click.echo(
-        f"POST {url}/forecast: {answer.model_name} v{answer.model_version}\n"
+        f"POST {url}/forecast: {answer.model_name} v{answer.model_version}"
+        f" ({', '.join(sorted({f.model for f in answer.forecasts if f.model}))})\n"
         f"{table.to_string(index=False)}"
     )
 
@@ -109,7 +149,9 @@ def _level(item: tuple[str, float]) -> float:
     return float(item[0])
 
 
-def _change_champion(gran: str, event: str, version: str | None, reason: str) -> None:
+def _change_champion(
+    gran: str, event: str, version: str | None, reason: str, as_json: bool
+) -> None:
     """Shared by promote and rollback: make ``version`` the champion and serve it."""
     from cryptocast.contracts import ReconcileRecord
     from cryptocast.release import ReleaseError
@@ -130,31 +172,34 @@ def _change_champion(gran: str, event: str, version: str | None, reason: str) ->
                 "made sure it is served"
             )
         record_event(cfg, event, result, reason)
-    echo_record(result)
+    echo_record(result, cfg.deploy.model_name, as_json)
 
 
 @click.command()
 @gran_option
 @click.option("--version", required=True, help="Registered version to make the champion.")
 @click.option("--reason", default="manual promotion", show_default=True)
-def promote(gran: str, version: str, reason: str) -> None:
+@json_option
+def promote(gran: str, version: str, reason: str, as_json: bool) -> None:
     """A person's override: make VERSION the champion and serve it (recorded as such)."""
-    _change_champion(gran, "manual_promote", version, reason)
+    _change_champion(gran, "manual_promote", version, reason, as_json)
 
 
 @click.command()
 @gran_option
 @click.option("--version", default=None, help="Default: the 'previous' alias.")
 @click.option("--reason", default="rollback", show_default=True)
-def rollback(gran: str, version: str | None, reason: str) -> None:
+@json_option
+def rollback(gran: str, version: str | None, reason: str, as_json: bool) -> None:
     """Move the champion back to 'previous' (or VERSION) and serve it. The champion it
     replaces becomes 'previous', so a second rollback undoes the first."""
-    _change_champion(gran, "rollback", version, reason)
+    _change_champion(gran, "rollback", version, reason, as_json)
 
 
 @click.command()
 @gran_option
-def serve(gran: str) -> None:
+@json_option
+def serve(gran: str, as_json: bool) -> None:
     """Start, or restart without downtime, the champion's server; heal files and forecasts."""
     from infra.release import release_for
 
@@ -164,7 +209,7 @@ def serve(gran: str) -> None:
         result = release_for(cfg).reconcile(restart=True)
     if result.champion is None:
         raise Refused(f"no champion for {gran} yet; run `make train GRAN={gran}`")
-    echo_record(result)
+    echo_record(result, cfg.deploy.model_name, as_json)
 
 
 @click.command()
@@ -278,7 +323,7 @@ def metrics(gran: str, manifests: tuple[str, ...], out: str | None) -> None:
 def versions(gran: str) -> None:
     """Registered model versions with aliases and tags."""
     from cryptocast import registry
-    from cryptocast.contracts import MODEL_TAG_PREFIX
+    from cryptocast.contracts import LABEL_TAG, MODEL_TAG_PREFIX
 
     use_stack()
     table = registry.version_table(settings(gran).deploy.model_name)
@@ -288,6 +333,7 @@ def versions(gran: str) -> None:
     shown = [
         "version",
         "aliases",
+        LABEL_TAG,
         "promoted_by",
         "promoted_at",
         "promotion_reason",

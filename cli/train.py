@@ -6,6 +6,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -14,10 +15,33 @@ from cryptocast.errors import UserError, debug
 from cryptocast.paths import granularity_config
 
 
+def failed(exc: BaseException, t0: float) -> NoReturn:
+    """End a training run that failed (not a user's error): one loud line, exit 1; the
+    step's report is above, the traceback in the error log (printed with --debug)."""
+    if debug():
+        raise exc  # cli.main keeps it in the error log
+    from cli.errors import keep_traceback
+
+    keep_traceback("".join(traceback.format_exception(exc)))
+    click.secho(
+        f"\ntraining pipeline FAILED after {time.perf_counter() - t0:.1f}s: {exc}"
+        "\n(the failing step's report is printed above)",
+        fg="red",
+        err=True,
+    )
+    sys.exit(1)
+
+
 @click.command()
 @data_options
 @click.option("--config", default=None, help="Run configuration (default configs/<gran>.yaml).")
 @click.option("--until", default=None, help="Train as of this UTC time (drop later candles).")
+@click.option(
+    "--require-learned",
+    is_flag=True,
+    help="Quality gate: REJECT (exit 3) a run in which no learned model beats the random "
+    "walk, instead of serving the calibrated random walk (gates.require_learned).",
+)
 @click.option(
     "--promote-backfill",
     is_flag=True,
@@ -32,6 +56,7 @@ def train(
     config: str | None,
     until: str | None,
     promote_backfill: bool,
+    require_learned: bool,
 ) -> None:
     """Run load -> validate -> train -> evaluate -> deploy for one granularity."""
     if promote_backfill and not until:
@@ -39,12 +64,14 @@ def train(
     overrides = data_overrides(source, data_dir, pairs) | {"until": until}
     if promote_backfill:
         overrides["promote_backfill"] = True
+    if require_learned:
+        overrides["require_learned"] = True
     cfg = run_settings(gran, config, **overrides)
     from infra import retrain, runs
     from infra.stack import ensure_stack
     from pipelines.training import run_training
 
-    t0, started_ms = time.perf_counter(), int(time.time() * 1000)
+    t0, started_ms, started = time.perf_counter(), int(time.time() * 1000), False
     runs.stop_on_signals()
     try:
         with granularity_lock(cfg, "training run"):
@@ -52,12 +79,17 @@ def train(
                 click.echo(f"setup: {line}")
             for name in runs.fail_orphans(cfg, "killed: its process was gone"):
                 click.secho(f"marked failed: {name} (its process had been killed)", fg="yellow")
+            for name in runs.retire_orphan_servers(cfg):
+                click.secho(f"stopped the model server of {name}: a killed release left it, "
+                            "never registered", fg="yellow")  # fmt: skip
+            started = True
             try:
                 run_training(granularity_config(gran, config), **overrides)
             except BaseException:
                 if (signal := runs.stopped_by()) is None:
                     raise
                 marked = runs.fail_orphans(cfg, f"stopped by {signal}")
+                marked += [f"model server of {s}" for s in runs.retire_orphan_servers(cfg)]
                 click.secho(
                     f"\ntraining pipeline ({gran}) STOPPED by {signal} after "
                     f"{time.perf_counter() - t0:.1f}s; marked failed: {', '.join(marked) or 'none'}"
@@ -66,30 +98,32 @@ def train(
                     err=True,
                 )
                 sys.exit(130)
-    except (click.ClickException, UserError):
-        raise  # before the pipeline started (the stack's settings, ...): `error: ...`, exit 2
-    except Exception as exc:  # the step already logged details; make the exit loud
-        if debug():
-            raise  # cli.main keeps it in the error log
-        from cli.errors import keep_traceback
+    except (click.ClickException, UserError) as exc:
+        # bad data, a bad setting, before or in the pipeline: cli.main prints `error: ...`
+        # as the last line and exits 2; a model server that cannot start is a failed run
+        from cryptocast.serving.client import ServingError
 
-        keep_traceback(traceback.format_exc())
-        if retrain.rejected_since(cfg, started_ms):
+        if isinstance(exc, ServingError):
+            failed(exc, t0)
+        if started:
             click.secho(
-                f"\ntraining pipeline ({gran}) REJECTED after {time.perf_counter() - t0:.1f}s: "
-                "no pair's model beats the naive forecast (decision above); nothing was "
-                "deployed and what users see is unchanged",
+                f"\ntraining pipeline ({gran}) stopped after {time.perf_counter() - t0:.1f}s; "
+                "nothing was deployed and what users see is unchanged",
                 fg="yellow",
                 err=True,
             )
-            sys.exit(retrain.REJECTED_EXIT)
+        raise
+    except Exception as exc:  # the step already logged details; make the exit loud
+        failed(exc, t0)
+    if cfg.gates.require_learned and retrain.rejected_since(cfg, started_ms):
         click.secho(
-            f"\ntraining pipeline ({gran}) FAILED after {time.perf_counter() - t0:.1f}s: {exc}"
-            "\n(the failing step's report is printed above)",
-            fg="red",
+            f"training pipeline ({gran}) REJECTED after {time.perf_counter() - t0:.1f}s: no "
+            "learned model beats the random walk and gates.require_learned asks for one "
+            "(decision above); nothing was deployed and what users see is unchanged",
+            fg="yellow",
             err=True,
         )
-        sys.exit(1)
+        sys.exit(retrain.REJECTED_EXIT)
     click.secho(
         f"training pipeline ({gran}) finished in {time.perf_counter() - t0:.1f}s", fg="green"
     )

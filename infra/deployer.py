@@ -28,7 +28,7 @@ from zenml.services import (
 from zenml.services.service import BaseDeploymentService
 from zenml.utils.networking_utils import find_available_port
 
-from cryptocast import registry
+from cryptocast import failpoints, registry
 from cryptocast.serving.client import ServingError, wait_until_serving
 from infra.model_server import ModelServer
 
@@ -198,6 +198,15 @@ def _start_on_own_port(
     # the record names its kind before the server starts: readers can load it meanwhile
     Client().update_service(id=uuid, service_source=service.model_dump().get("type"))
     service.start(timeout=0)  # spawn the daemon; readiness is ours to see (below)
+    # ... and the record says where it runs at once: a run killed while it starts leaves
+    # a server that `servers` lists (so that `retire_unregistered` and `stop` find it)
+    Client().update_service(
+        id=uuid,
+        admin_state=service.admin_state,
+        status=service.status.model_dump(),
+        endpoint=service.endpoint.model_dump() if service.endpoint else None,
+    )
+    failpoints.hit("deploy.server_starting")
     wait_until_ready(service, timeout_s)
     return service
 
@@ -253,6 +262,19 @@ def delete(service: MLFlowDeploymentService) -> None:
             raise
         with contextlib.suppress(KeyError):
             Client().delete_service(service.uuid)
+
+
+def retire_unregistered(model_name: str, registered: set[str]) -> list[str]:
+    """Stop and delete the servers of ``model_name`` whose version is not in the registry
+    (``registered``): what a release killed before its commit left (a server of a version
+    number the next release will give to another model). Call only while holding the
+    granularity's lock (no release in progress). Returns their versions."""
+    gone = []
+    for svc in servers(model_name):
+        if str(svc.config.registry_model_version) not in registered:
+            delete(svc)
+            gone.append(str(svc.config.registry_model_version))
+    return gone
 
 
 def retire_others(model_name: str, keep: MLFlowDeploymentService | None) -> list[str]:

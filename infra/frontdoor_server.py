@@ -12,11 +12,13 @@ import gc
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptocast import registry
 from cryptocast.bundle import load_histories
 from cryptocast.config import Settings
+from cryptocast.contracts import LABEL_TAG, served_model
 from cryptocast.frontdoor.router import Identity
 from cryptocast.monitoring import live_from_metrics
 from cryptocast.release import published_manifest
@@ -27,6 +29,7 @@ from infra.tracking import MONITORING_PIPELINE, TRAINING_PIPELINE
 
 # registry tags of a version that say what it was trained on and how it became champion
 TRAINED_TAGS = (
+    LABEL_TAG,
     "data_source",
     "data_fingerprint",
     "git_commit",
@@ -120,8 +123,10 @@ class RegistryChampions:
         manifest = published_manifest(models_dir)
         if manifest is not None and manifest.model_version == identity.version:
             for pair, e in manifest.pairs.items():
+                out["label"] = manifest.label
                 out["backtest"][pair] = {
                     "candidate": e.candidate,
+                    "model": served_model(e.candidate, e.kind),
                     "mase": e.metrics.get("mase"),
                     "naive_mase": e.naive_mase,
                     "coverage": e.metrics.get("coverage"),
@@ -135,8 +140,17 @@ class RegistryChampions:
         monitor = last_run(self.cfg, MONITORING_PIPELINE)
         if monitor is not None:
             out["live"] = live_from_metrics(monitor.data.metrics, identity.pairs)
+            tags = monitor.data.tags
+            out["monitoring"] = {
+                "at": datetime.fromtimestamp(monitor.info.start_time / 1000, UTC).isoformat(
+                    timespec="seconds"
+                ),
+                "status": monitor.info.status,
+                "decision": tags.get("monitor_decision"),
+                "reasons": tags.get("monitor_reasons"),
+            }
         table = registry.version_table(self.name)
-        shown = ["version", "aliases", "promoted_by", "promoted_at", "promotion_reason",
+        shown = ["version", "aliases", LABEL_TAG, "promoted_by", "promoted_at", "promotion_reason",
                  "data_source", "challenger_mean_mase"]  # fmt: skip
         out["promotions"] = (
             table.reindex(columns=shown).fillna("").astype(str).to_dict("records")

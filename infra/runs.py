@@ -6,7 +6,9 @@ the granularity's lock knows that no training run of that granularity is alive, 
 still in progress is an orphan: :func:`fail_orphans` marks them failed (``make train``
 does it before it starts, ``make status`` when the lock is free). A run stopped by a
 signal that can be handled (SIGINT, SIGTERM, the death of ``make``) is marked failed on
-its way out (:func:`stop_on_signals`, then :func:`fail_orphans`).
+its way out (:func:`stop_on_signals`, then :func:`fail_orphans`). A release killed
+before its commit can leave a model server of a version that was never registered:
+:func:`retire_orphan_servers` stops it at the same moments.
 """
 
 from __future__ import annotations
@@ -99,3 +101,15 @@ def fail_orphans(cfg: Settings, why: str) -> list[str]:
         client.set_terminated(run.info.run_id, status="FAILED")
         marked.append(f"MLflow run {run.info.run_name}")
     return marked
+
+
+def retire_orphan_servers(cfg: Settings) -> list[str]:
+    """Stop the model servers that a release killed before its commit left running (a
+    version the registry does not know, serving a model nobody registered); call only
+    while holding the granularity's lock. Returns them as ``<model> v<version>``."""
+    from cryptocast import registry
+    from infra import deployer
+
+    name = cfg.deploy.model_name
+    registered = {str(v) for v in registry.version_table(name).get("version", [])}
+    return [f"{name} v{v}" for v in deployer.retire_unregistered(name, registered)]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from zenml import pipeline
 from zenml.config import CachePolicy
+from zenml.enums import ExecutionMode
 from zenml.models import PipelineRunResponse
 
 from cryptocast.config import apply_overrides, load_run_config
@@ -30,7 +31,11 @@ from steps.training import fit
 CACHE_POLICY = CachePolicy(cache_func="cryptocast.provenance.code_fingerprint")
 
 
-@pipeline(name=TRAINING_PIPELINE, cache_policy=CACHE_POLICY)
+# A failed step ends the run at once with its own exception (a user error stays one, for
+# the command line to report as such), instead of a "Skipping step" line per later step.
+@pipeline(
+    name=TRAINING_PIPELINE, cache_policy=CACHE_POLICY, execution_mode=ExecutionMode.FAIL_FAST
+)
 def training(
     config: dict,
     source: str | None = None,
@@ -38,6 +43,7 @@ def training(
     pairs: list[str] | None = None,
     until: str | None = None,
     promote_backfill: bool = False,
+    require_learned: bool = False,
 ) -> None:
     """``config`` comes from ``configs/<gran>.yaml``; the others are command-line overrides."""
     cfg = apply_overrides(
@@ -47,6 +53,7 @@ def training(
         pairs=pairs,
         until=until,
         promote_backfill=promote_backfill,
+        require_learned=require_learned,
     )
     ohlcv, source_info = load(cfg=cfg)
     clean, report = validate(ohlcv, source_info, cfg=cfg)

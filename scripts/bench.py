@@ -279,7 +279,6 @@ class Clients:
 def front_door(gran: str, env: dict, run: dict, model_url: str) -> dict:
     """The front door: latency alone and with 8 clients, what it adds to a direct call to
     the model server, and failed requests while releases and a crash happen."""
-    import signal
 
     cfg = run["parameters"]["config"]
     front = f"http://{cfg['service']['host']}:{cfg['service']['port']}"
@@ -304,7 +303,7 @@ def front_door(gran: str, env: dict, run: dict, model_url: str) -> dict:
         _timed([CLI, "rollback", "--gran", gran], env)
         info = requests_json(f"{front}/version")
         victim = info["upstream"]
-        os.kill(_server_pid(env, gran, victim), signal.SIGKILL)
+        kill_server(env, gran, victim)
         deadline = time.monotonic() + 120
         while requests_json(f"{front}/version")["upstream"] == victim:
             if time.monotonic() > deadline:
@@ -339,9 +338,26 @@ print(next(s.status.pid for s in deployer.servers(name) if s.prediction_url == s
 """
 
 
-def _server_pid(env: dict, gran: str, url: str) -> int:
+def _with_descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it: a model server is ZenML's daemon and the
+    uvicorn it started, which keeps answering if only the daemon is killed."""
+    parents = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found = [pid]
+    for p in found:
+        found += [c for c, parent in parents.items() if parent == p]
+    return found
+
+
+def kill_server(env: dict, gran: str, url: str) -> None:
+    """SIGKILL the model server answering at ``url``: its daemon and its uvicorn."""
     _, out = _timed([PY, "-c", SERVER_PID, gran, url], env)
-    return int(out.strip().splitlines()[-1])
+    for pid in _with_descendants(int(out.strip().splitlines()[-1])):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def fresh_home(gran: str) -> tuple[Path, dict, dict]:
@@ -664,7 +680,7 @@ def loops(gran: str) -> dict:
         with Poller(f"{front}/forecast", payload) as poll:
             time.sleep(1)
             killed = time.perf_counter()
-            os.kill(_server_pid(env, gran, model_url), signal.SIGKILL)
+            kill_server(env, gran, model_url)
             deadline = time.monotonic() + 120
             while requests_json(f"{front}/version")["upstream"] == model_url:
                 if time.monotonic() > deadline:

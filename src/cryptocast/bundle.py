@@ -239,13 +239,18 @@ def staging_dir(final: Path) -> Path:
     return parent / "bundle"
 
 
+def read_manifest(directory: Path) -> Manifest:
+    """The manifest of the bundle at ``directory``."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"no model bundle at {directory} (missing {MANIFEST})")
+    return Manifest.model_validate_json(path.read_text())
+
+
 def load_bundle(directory: Path) -> Bundle:
     directory = Path(directory)
     _heal(directory)
-    manifest_path = directory / MANIFEST
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"no model bundle at {directory} (missing {MANIFEST})")
-    manifest = Manifest.model_validate_json(manifest_path.read_text())
+    manifest = read_manifest(directory)
     forecasters = {p: Forecaster.load(directory / e.file) for p, e in manifest.pairs.items()}
     frames = _history_frames(directory, manifest)
     volumes = {p: f["volume"] for p, f in frames.items() if "volume" in f}
@@ -264,5 +269,5 @@ def load_histories(directory: Path, manifest: Manifest | None = None) -> dict[st
     """The close history of every pair of a bundle, without loading its models."""
     directory = Path(directory)
     if manifest is None:
-        manifest = Manifest.model_validate_json((directory / MANIFEST).read_text())
+        manifest = read_manifest(directory)
     return {p: f["close"] for p, f in _history_frames(directory, manifest).items()}

@@ -9,7 +9,6 @@ tests and the benchmark)::
 
 from __future__ import annotations
 
-import reprlib
 import time
 from typing import Any
 
@@ -25,21 +24,6 @@ class ClientError(UserError, RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-def describe(detail: Any) -> str:
-    """A refusal's ``detail`` for a person: FastAPI's validation errors (a list of
-    ``{loc, msg, input}``) as ``records[0].horizon: <msg> (got 99)``; anything else as is."""
-    if not (isinstance(detail, list) and all(isinstance(d, dict) and "msg" in d for d in detail)):
-        return str(detail)
-    parts = []
-    for d in detail:
-        where = ""
-        for key in [k for k in d.get("loc", []) if k != "body"]:
-            where += f"[{key}]" if isinstance(key, int) else f".{key}" if where else str(key)
-        got = f" (got {reprlib.repr(d['input'])})" if "input" in d else ""
-        parts.append(f"{where or 'request'}: {d['msg']}{got}")
-    return "; ".join(parts)
 
 
 class ForecastClient:
@@ -59,9 +43,7 @@ class ForecastClient:
                 detail = resp.json().get("detail", resp.text)
             except ValueError:
                 detail = resp.text
-            raise ClientError(
-                f"HTTP {resp.status_code} from {url}: {describe(detail)}", resp.status_code
-            )
+            raise ClientError(f"HTTP {resp.status_code} from {url}: {detail}", resp.status_code)
         return resp.json()
 
     def forecast(self, records: list[dict[str, Any]]) -> ForecastResponse:

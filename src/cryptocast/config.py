@@ -48,13 +48,14 @@ class DataSettings(_Strict):
     data_dir: Path | None = Field(default=None, description="Directory for source=files.")
     files: dict[str, str] = Field(
         default_factory=dict,
-        description="Explicit file name -> pair mapping for source=files; "
-        "otherwise the pair is read from each file's `symbol` column.",
+        description="Explicit file name -> pair mapping for source=files; otherwise the "
+        "pair is read from each file's `symbol`/`pair` column, else from its name "
+        "(Binance_BTCUSDT_1h.csv, BTC-USD.csv), else PAIRS when one file and one pair.",
     )
     quote_currencies: list[str] = Field(
         default_factory=lambda: ["USDT", "USDC", "BUSD", "USD", "EUR"],
         description="Quote currencies that split a symbol written without a separator "
-        "(BTCUSDT -> BTC/USDT; the longest match wins). Nothing else is ever guessed.",
+        "(BTCUSDT -> BTC/USDT; the longest match wins).",
     )
     cache_dir: Path = Field(
         default=Path("data/cache"),
@@ -197,6 +198,12 @@ class Gates(_Strict):
         default=False,
         description="A person's decision for one run (make train UNTIL=... "
         "PROMOTE_BACKFILL=1): let a backfill run move the champion.",
+    )
+    require_learned: bool = Field(
+        default=False,
+        description="Quality gate for a CI that wants a learned model or a failure: a run "
+        "in which no learned model beats the random walk is REJECTed (exit 3) instead of "
+        "serving the calibrated random walk (make train REQUIRE_LEARNED=1).",
     )
 
 
@@ -388,11 +395,13 @@ def apply_overrides(
     pairs: list[str] | None = None,
     until: str | None = None,
     promote_backfill: bool = False,
+    require_learned: bool = False,
 ) -> Settings:
     """Validate the ``parameters.config`` mapping after command-line overrides.
 
     ``source='binance'`` implies ``strict`` (no silent fallback to synthetic data);
-    ``promote_backfill`` is a person's decision for this run (see :class:`Gates`).
+    ``promote_backfill`` is a person's decision for this run and ``require_learned`` a
+    quality gate (see :class:`Gates`).
     """
     cfg = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
     data = cfg.setdefault("data", {})
@@ -408,6 +417,8 @@ def apply_overrides(
         data["end"] = until
     if promote_backfill:
         cfg.setdefault("gates", {})["promote_backfill"] = True
+    if require_learned:
+        cfg.setdefault("gates", {})["require_learned"] = True
     try:
         return Settings.model_validate(cfg)
     except ValidationError as exc:

@@ -35,7 +35,11 @@ FORECAST_COLUMNS = tuple(FORECAST_SCHEMA)
 TIME_COLUMNS = tuple(c for c, t in FORECAST_SCHEMA.items() if t is pd.Timestamp)
 # A model server's answer adds who answered: the registered model and the MLflow run that
 # logged it, so that the front door can check a server's identity from what it says.
-SERVED_SCHEMA: dict[str, type] = FORECAST_SCHEMA | {"model_name": str, "run_id": str}
+SERVED_SCHEMA: dict[str, type] = FORECAST_SCHEMA | {
+    "model_name": str,
+    "run_id": str,
+    "model": str,
+}
 
 # Registry tags of a model version: ``model.<pair>`` names the candidate served for a pair.
 MODEL_TAG_PREFIX = "model."
@@ -134,6 +138,7 @@ class PairDecision(BaseModel):
     mase: float  # the challenger's MASE
     naive_mase: float
     mase_ratio: float  # best learned candidate's MASE / naive MASE
+    coverage: float | None = None  # the challenger's interval coverage in the backtest
     champion_mase: float | None = None
     suspicious: bool = False  # MASE ratio below the leakage floor
     naive_test: DMTest | None = None  # best learned candidate vs naive
@@ -163,13 +168,40 @@ class Decision(BaseModel):
         lines = [f"decision: {self.action.upper()} ({self.granularity})"]
         lines += [f"  - {r}" for r in self.reasons]
         for p in self.pairs:
-            champ = "" if p.champion_mase is None else f", champion MASE {p.champion_mase:.4f}"
-            dm = "" if p.naive_test is None else f", DM vs naive p={p.naive_test.p_value:.3g}"
-            lines.append(
-                f"  {p.pair}: serve {p.challenger} (MASE {p.mase:.4f}, naive {p.naive_mase:.4f}"
-                f"{champ}{dm}); {'; '.join(p.reasons)}"
-            )
+            cells = [
+                f"  {p.pair}: challenger {p.challenger}",
+                f"MASE {p.mase:.4f} (naive {p.naive_mase:.4f})",
+                f"best learned / naive {p.mase_ratio:.3f}",
+            ]
+            if p.naive_test is not None:
+                cells.append(f"DM vs naive p={p.naive_test.p_value:.3g}")
+            if p.coverage is not None:
+                cells.append(f"coverage {p.coverage:.3f}")
+            if p.champion_mase is not None:
+                cells.append(f"champion MASE {p.champion_mase:.4f}")
+            lines.append(" | ".join(cells))
+            lines += [f"      {r}" for r in p.reasons]
         return "\n".join(lines)
+
+
+# The random walk (the ``naive`` forecaster with its calibrated intervals) is what every
+# learned model must beat; a version that serves it for every pair is the baseline.
+BASELINE_KIND = "naive"
+BASELINE_LABEL = "baseline: random walk"
+LABEL_TAG = "model_label"
+
+
+def served_model(candidate: str, kind: str) -> str:
+    """What made a pair's forecasts, in words: the candidate, or the baseline."""
+    return BASELINE_LABEL if kind == BASELINE_KIND else candidate
+
+
+def version_label(models: dict[str, str]) -> str:
+    """A version in words from its pairs' :func:`served_model`: ``baseline: random walk``
+    when every pair is served by it, else ``learned: BTC/USDT lightgbm, ...``."""
+    if models and all(m == BASELINE_LABEL for m in models.values()):
+        return BASELINE_LABEL
+    return "learned: " + ", ".join(f"{p} {m}" for p, m in sorted(models.items()))
 
 
 DataKind = Literal["exchange", "files", "sample", "scenario"]
@@ -269,6 +301,12 @@ class Manifest(BaseModel):
     validation: dict[str, Any] = Field(default_factory=dict)
     model_name: str = "unregistered"
     model_version: str = ""
+    label: str | None = None  # version_label(); None in bundles from before labels
+    limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="The front door's max_records and max_candles, which the model server "
+        "applies too (empty in bundles from before).",
+    )
     created_at: str | None = None
     mlflow_run_id: str | None = None
     zenml_run_id: str | None = None
@@ -294,6 +332,17 @@ class ReleaseRecord(_Record):
     forecast_rows: int = 0
     retired_servers: list[str] = Field(default_factory=list)
 
+    def lines(self, model_name: str) -> list[str]:
+        """What a person reads after a promotion or rollback."""
+        before = f"v{self.previous}" if self.previous else "none"
+        return [
+            f"{self.event}: {model_name} v{self.version} is champion (previous: {before})",
+            f"  answering at {self.url or '- (serving is off)'}, "
+            f"{self.seconds_to_answer:.1f}s after the start ({self.seconds_total:.1f}s in all)",
+            f"  forecasts stored: {self.forecast_rows} rows; older servers stopped: "
+            f"{', '.join(f'v{v}' for v in self.retired_servers) or 'none'}",
+        ]
+
 
 class ReconcileRecord(_Record):
     """What ``make serve`` (reconcile) found and did."""
@@ -302,6 +351,14 @@ class ReconcileRecord(_Record):
     url: str | None = None
     forecast_rows: int = 0
     retired_servers: list[str] = Field(default_factory=list)
+
+    def lines(self, model_name: str) -> list[str]:
+        """What a person reads after ``make serve``."""
+        return [
+            f"serve: {model_name} v{self.champion} answering at {self.url or '-'}",
+            f"  forecasts stored: {self.forecast_rows} rows; older servers stopped: "
+            f"{', '.join(f'v{v}' for v in self.retired_servers) or 'none'}",
+        ]
 
 
 class MonitorDecision(_Record):
@@ -320,4 +377,7 @@ class RequestError(UserError, ValueError):
 # The served model's input: one row per request (``dataframe_records``). ``candles`` is
 # optional: a JSON array of OHLCV records (timestamp, open, high, low, close, volume) that
 # continue the model's history; the forecast is then made from the last of them.
-REQUEST_EXAMPLE = pd.DataFrame([{"pair": "BTC/USDT", "horizon": 3}])
+def request_example(manifest: Manifest) -> pd.DataFrame:
+    """A request the model of ``manifest`` answers: its first pair, up to 3 steps (MLflow
+    logs it and checks that the model serves it)."""
+    return pd.DataFrame([{"pair": min(manifest.pairs), "horizon": min(3, manifest.horizon)}])

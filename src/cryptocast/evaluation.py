@@ -216,7 +216,10 @@ def promotion_decision(
       when its MASE is at most ``max_mase_ratio`` x the naive MASE on the same window; it
       is then the pair's challenger, otherwise the naive forecast itself is. Its
       Diebold-Mariano test against naive is reported per pair and pooled.
-    * ``reject`` when no pair passes (nothing learned beats the random walk anywhere).
+    * When no pair passes, the challenger is the calibrated random walk for every pair
+      (the baseline): it is judged by the rules below like any challenger (the first run
+      serves it; it replaces a champion only when better beyond noise), unless the
+      ``require_learned`` gate asks for a learned model: then ``reject``.
     * ``keep`` when a provenance guard blocks the run (see :func:`provenance_guard`), or
       when a MASE ratio below ``leakage_floor`` makes a pair's skill suspicious.
     * Without a champion to compare with (first run, a pair it does not serve, a champion
@@ -254,7 +257,7 @@ def promotion_decision(
         if pair in cheaper:
             reasons.insert(0, cheaper[pair])
         if not ok:
-            reasons.append(f"serving the naive forecast for {pair}")
+            reasons.append(f"the naive forecast is the challenger for {pair}")
         suspicious = ok and ratio < gates.leakage_floor
         if suspicious:
             reasons.append(
@@ -268,10 +271,12 @@ def promotion_decision(
             )
             vs_champion[pair] = d
             champion_test = _dm(d, lags)
+        coverage = float(by_key.loc[(pair, chosen), "coverage"]) if "coverage" in by_key else None
         pairs.append(
             PairDecision(
                 pair=pair,
                 challenger=chosen,
+                coverage=coverage,
                 passed_gate=ok,
                 mase=m if ok else naive,
                 naive_mase=naive,
@@ -301,16 +306,21 @@ def promotion_decision(
         "guard": None if guard is None else (guard.blocked or guard.note),
     }
     notes = [guard.note] if guard is not None and guard.note else []
+    lead: list[str] = []
 
     def decide(action: str, *reasons: str, **extra) -> Decision:
-        return Decision(action=action, reasons=[*reasons, *notes], **base, **extra)
+        return Decision(action=action, reasons=[*lead, *reasons, *notes], **base, **extra)
 
     if not passed:
-        return decide(
-            "reject",
-            f"no pair's best model beats the naive forecast within gate "
-            f"max_mase_ratio={gates.max_mase_ratio}",
+        best = "; ".join(
+            f"{p.pair} {learned[p.pair]} {p.mase_ratio:.3f}"
+            + ("" if p.naive_test is None else f", DM p={p.naive_test.p_value:.2g}")
+            for p in pairs
         )
+        nothing = f"no learned model beat the random walk (best: {best})"
+        if gates.require_learned:
+            return decide("reject", f"{nothing}; the quality gate gates.require_learned wants one")
+        lead.append(f"{nothing}: the challenger is the calibrated random walk")
     if guard is not None and guard.blocked:
         return decide("keep", f"provenance guard: {guard.blocked}")
     flagged = [p.pair for p in pairs if p.suspicious]
@@ -323,11 +333,13 @@ def promotion_decision(
         )
     if not common:
         if champion_version is None:
+            if not passed:
+                return decide("promote", "no champion yet: serving the calibrated random walk")
             return decide("promote", f"no champion yet; learned models pass for {passed}")
         return decide(
             "promote",
-            f"champion v{champion_version} is not compared on this data (below); learned "
-            f"models pass for {passed}",
+            f"champion v{champion_version} is not compared on this data (below); "
+            + (f"learned models pass for {passed}" if passed else "the random walk replaces it"),
         )
     if len(common) < len(pairs):
         missing = [p.pair for p in pairs if p.champion_mase is None]

@@ -12,8 +12,14 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import DataType
 
-from cryptocast.bundle import Bundle, load_bundle
-from cryptocast.contracts import REQUEST_EXAMPLE, SERVED_SCHEMA, Provenance, pairs_from_tags
+from cryptocast.bundle import Bundle, load_bundle, read_manifest
+from cryptocast.contracts import (
+    LABEL_TAG,
+    SERVED_SCHEMA,
+    Provenance,
+    pairs_from_tags,
+    request_example,
+)
 from cryptocast.paths import LOCKFILE, PACKAGE_DIR
 
 CHAMPION, PREVIOUS = "champion", "previous"
@@ -97,6 +103,12 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
         c.set_model_version_tag(name, version, key, str(value))
 
 
+def label(name: str, version: str) -> str | None:
+    """What ``version`` of ``name`` serves in words (``baseline: random walk``, ...);
+    None for versions registered before labels."""
+    return (client().get_model_version(name, str(version)).tags or {}).get(LABEL_TAG)
+
+
 def require_version(name: str, version: str) -> None:
     """Raise a clear error unless ``version`` of ``name`` is registered."""
     try:
@@ -107,13 +119,14 @@ def require_version(name: str, version: str) -> None:
 
 
 def pyfunc_spec(bundle_dir: Path, model_version: str) -> dict:
-    """How a bundle becomes an MLflow pyfunc (models from code, with its own source)."""
+    """How a bundle becomes an MLflow pyfunc (models from code, with its own source), with
+    a request of its own pairs as the input example."""
     return {
         "python_model": str(SERVING_MODULE),
         "artifacts": {"bundle": str(bundle_dir)},
         "code_paths": [str(PACKAGE_DIR)],
         "signature": SIGNATURE,
-        "input_example": REQUEST_EXAMPLE,
+        "input_example": request_example(read_manifest(bundle_dir)),
         "model_config": {"model_version": model_version},
         # the exact environment, instead of MLflow loading the model in a subprocess to
         # guess it (slow, and it only finds the top-level imports)

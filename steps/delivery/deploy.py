@@ -21,7 +21,16 @@ from zenml import get_step_context, step
 from cryptocast import failpoints, registry
 from cryptocast.bundle import staging_dir, write_bundle
 from cryptocast.config import Settings
-from cryptocast.contracts import Decision, Manifest, PairEntry, SourceInfo, model_tag
+from cryptocast.contracts import (
+    LABEL_TAG,
+    Decision,
+    Manifest,
+    PairEntry,
+    SourceInfo,
+    model_tag,
+    served_model,
+    version_label,
+)
 from cryptocast.locks import exclusive, lock_path
 from cryptocast.provenance import data_provenance, run_provenance
 from cryptocast.workflow import Candidates, close_series, volume_series
@@ -42,6 +51,7 @@ def _manifest(
     calibration: dict,
     version: str,
     run: dict,
+    label: str,
 ) -> Manifest:
     by_pair = scores.set_index(["pair", "candidate"])
     return Manifest(
@@ -54,6 +64,8 @@ def _manifest(
         validation=cfg.validation.model_dump(mode="json"),
         model_name=cfg.deploy.model_name,
         model_version=version,
+        label=label,
+        limits={"max_records": cfg.service.max_records, "max_candles": cfg.service.max_candles},
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         **run,
         pairs={
@@ -111,13 +123,14 @@ def deploy(
         version = registry.next_version(name)
         candidates = Candidates.merge(fitted)
         chosen = {p.pair: candidates[p.pair][p.challenger] for p in d.pairs}
+        label = version_label({p: served_model(fc.name, fc.kind) for p, fc in chosen.items()})
         staging = staging_dir(cfg.deploy.models_dir)
         try:
             write_bundle(
                 staging,
                 chosen,
                 {p: close_series(clean, p) for p in chosen},
-                _manifest(cfg, d, scores, calibration, version, run),
+                _manifest(cfg, d, scores, calibration, version, run, label),
                 volume_series(clean, sorted(chosen)),
             )
             info = registry.log_bundle(staging, model_version=version)
@@ -128,6 +141,7 @@ def deploy(
                 "data_fingerprint": prov["data_fingerprint"],
                 "data_source": used,
                 "challenger_mean_mase": f"{d.challenger_mean_mase:.6f}",
+                LABEL_TAG: label,
                 **{f"mase.{p.pair}": f"{p.mase:.6f}" for p in d.pairs},
                 **{model_tag(p.pair): p.challenger for p in d.pairs},
                 **data.tags(),
@@ -150,11 +164,13 @@ def deploy(
             shutil.rmtree(staging.parent, ignore_errors=True)
     mlflow.log_metric("deploy_seconds", result.seconds_total)
     mlflow.log_metric("promote_to_answering_seconds", result.seconds_to_answer)
-    mlflow.set_tags({"promoted_version": version, "serving_url": result.url or ""})
+    mlflow.set_tags(
+        {"promoted_version": version, "serving_url": result.url or "", LABEL_TAG: label}
+    )
     run_metadata({"deployment": result.to_dict()})
     previous = f"v{result.previous}" if result.previous else "none"
     print(
-        f"deploy: {name} v{version} is champion (previous: {previous}); "
+        f"deploy: {name} v{version} is champion (previous: {previous}), serving {label}; "
         f"answering at {result.url} {result.seconds_to_answer}s after the decision"
     )
     return {"action": "promote", **result.to_dict()}

@@ -20,7 +20,7 @@ def decide_retrain(
 ) -> Annotated[dict, "monitor_decision"]:
     decision = monitoring.retrain_decision(live_accuracy, drift, **cfg.monitoring.decision_limits())
     mlflow.log_dict(decision.to_dict(), "monitor_decision.json")
-    tag_run({"monitor_decision": decision.action})
+    tag_run({"monitor_decision": decision.action, "monitor_reasons": "; ".join(decision.reasons)})
     run_metadata({"monitor_decision": decision.to_dict()})
     print(f"monitor decision: {decision.action.upper()}\n  - " + "\n  - ".join(decision.reasons))
     return decision.to_dict()

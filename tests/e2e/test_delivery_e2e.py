@@ -11,9 +11,12 @@ alone (``pytest -k <name>``).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -31,6 +34,7 @@ def env(tmp_path_factory):
     small_config(
         "hour", tmp, serve=True, deploy={"model_name": NAME, "timeout_s": 60}, source="sample"
     )
+    small_config("day", tmp, serve=False, deploy={"model_name": f"{NAME}-day"})  # for status
     e = cli_env(tmp)
     run_cli(e, "setup")  # the stack this test process reads the registry through
     yield {"env": e, "models": tmp / "hour_models"}
@@ -115,21 +119,68 @@ def test_first_run_serves_v1(env):
     assert '"model_version": "1"' in s["manifest"]
 
 
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                out[int(d.name)] = (ppid, cmd)
+    return out
+
+
+def server_processes(model_name: str) -> set[int]:
+    """The model-server daemons of ``model_name`` (their service file names it) and every
+    process under them (uvicorn and its worker)."""
+    procs = _processes()
+    roots = set()
+    for pid, (_, cmd) in procs.items():
+        if "infra.model_server_daemon" in cmd and "--config-file" in cmd:
+            path = Path(cmd.split("--config-file", 1)[1].split()[0])
+            with contextlib.suppress(OSError):
+                if model_name in path.read_text():
+                    roots.add(pid)
+    found, grew = set(roots), True
+    while grew:
+        more = {p for p, (ppid, _) in procs.items() if ppid in found} - found
+        found |= more
+        grew = bool(more)
+    return found
+
+
 @pytest.mark.parametrize(
     "failpoint",
     [
         "train.fit",
+        # its new server spawned, not yet answering (its record was once written only
+        # when it answered: `stop` and `status` did not see it)
+        "deploy.server_starting",
         # BTC+ETH: the champion does not serve ETH, so this run promotes; killed at the
         # last moment before the commit, with its new server already answering
         "release.before_commit",
     ],
-    ids=["during-training", "during-deploy-before-commit"],
+    ids=["during-training", "during-server-start", "during-deploy-before-commit"],
 )
-def test_a_killed_run_changes_nothing(env, failpoint):
+def test_a_killed_run_changes_nothing_and_leaves_no_process(env, failpoint):
     at_version(env, 1)
     before = snapshot(env)
+    serving = server_processes(NAME)
     proc = train(env, BOTH, failpoint=failpoint, check=False)
     assert proc.returncode == -signal.SIGKILL
+    assert snapshot(env) == before
+    left = server_processes(NAME) - serving
+    if failpoint != "train.fit":
+        assert left, "the killed release had started a server"
+    # the next `make status` (or `make train`) of the granularity finds and stops it
+    status = cli(env, "status").stdout
+    if left:
+        assert f"stopped the model server(s) a killed release left: {NAME} v2" in status
+    deadline = time.monotonic() + 15
+    while left & server_processes(NAME) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left & server_processes(NAME), "a killed release's server survived"
     assert snapshot(env) == before
 
 
@@ -166,11 +217,12 @@ def test_keep_changes_nothing(env):
 def test_rollback_twice_is_an_undo(env):
     at_version(env, 2)
     out = cli(env, "rollback", "--gran", "hour")
-    assert '"version": "1"' in out.stdout
+    assert f"rollback: {NAME} v1 is champion (previous: v2)" in out.stdout
     s = snapshot(env)
     assert (s["champion"], s["previous"], s["answering"]) == ("1", "2", "1")
     assert '"model_version": "1"' in s["manifest"]
-    cli(env, "rollback", "--gran", "hour")
+    out = cli(env, "rollback", "--gran", "hour", "--json")
+    assert json.loads(out.stdout)["version"] == "2"
     s = snapshot(env)
     assert (s["champion"], s["previous"], s["answering"]) == ("2", "1", "2")
 

@@ -82,6 +82,22 @@ def test_the_readme_request_answers_mixed_records(front):
     assert body["model_name"] == NAME
 
 
+def test_mlflows_own_scoring_client_works_unchanged(front):
+    """It got 404 on /ping, and 422 for the dataframe_split its invoke sends."""
+    import pandas as pd
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+    host, port = front["url"].removeprefix("http://").rsplit(":", 1)
+    client = ScoringServerClient(host, int(port))
+    client.wait_server_ready(timeout=10)
+    frame = pd.DataFrame([{"pair": "BTC/USDT", "horizon": 2}, {"pair": "ETH/USDT", "horizon": 1}])
+    rows = client.invoke(frame).get_predictions()
+    assert rows.groupby("pair").size().to_dict() == {"BTC/USDT": 2, "ETH/USDT": 1}
+    assert set(rows["model_name"]) == {NAME}
+    with pytest.raises(Exception, match=r"error code 400.*unknown_pair"):
+        client.invoke(pd.DataFrame([{"pair": "DOGE/USDT"}]))
+
+
 def _versions(answers) -> list[str]:
     """The answering versions in order, repeats collapsed: [1, 1, 2, 2, 1] -> [1, 2, 1]."""
     out: list[str] = []

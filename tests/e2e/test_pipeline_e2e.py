@@ -208,6 +208,7 @@ def test_second_run_is_cached_and_keeps_the_champion(hour_run):
 @pytest.mark.realdata
 def test_corrupted_file_fails_and_changes_nothing(hour_run, shared_data, tmp_path):
     from cryptocast import registry
+    from cryptocast.validation import DataValidationError
     from infra import deployer
 
     tmp, _, _ = hour_run
@@ -225,7 +226,8 @@ def test_corrupted_file_fails_and_changes_nothing(hour_run, shared_data, tmp_pat
     url_before = deployer.running("cryptocast-hour").prediction_url
 
     cfg = small_config("hour", tmp, serve=True, source="files", data_dir=str(bad))
-    with pytest.raises(RuntimeError, match="validate"):
+    # the failed step's own error ends the run (a user's error: exit 2 at the CLI)
+    with pytest.raises(DataValidationError, match=r"\[non_positive_price\] ETH/USDT"):
         run_pipeline(cfg)
     assert registry.alias_version("cryptocast-hour") == "1"
     assert (tmp / "hour_models" / "manifest.json").read_text() == manifest_before
@@ -245,14 +247,3 @@ def test_day_pipeline_on_sample_data(stack, tmp_path):
     assert manifest["freq"] == "1D"
     assert manifest["horizon"] == 7
     assert mlflow.MlflowClient().get_registered_model("cryptocast-day").name == "cryptocast-day"
-
-
-@pytest.mark.realdata
-def test_real_files_end_to_end(stack, shared_data, tmp_path):
-    cfg = small_config(
-        "hour", tmp_path, serve=False, source="files", data_dir=str(shared_data), history=2500
-    )
-    run = run_pipeline(cfg, pairs=["BTC/USDT", "ETH/USDT"])
-    r = mlflow_run(str(run.id), "cryptocast-hour")
-    assert r.data.tags["data_source"] == "files"
-    assert r.data.tags["decision"] in {"promote", "keep"}

@@ -227,7 +227,7 @@ def test_remote_stack_end_to_end(stack):
     b = stack["b"]
     run_cli(b, "setup", "--stack", "remote")
     assert _champion(b) == "1"
-    served = json.loads(run_cli(b, "serve", "--gran", "hour").stdout)
+    served = json.loads(run_cli(b, "serve", "--gran", "hour", "--json").stdout)
     assert served["champion"] == "1"
     answer = run_cli(b, "predict", "--gran", "hour", "--pair", "BTC/USDT").stdout
     assert "BTC/USDT" in answer

@@ -107,6 +107,26 @@ def test_parse_requests():
         parse_requests(pd.DataFrame([{"horizon": 3}]))
 
 
+@pytest.mark.parametrize(
+    ("rows", "says"),
+    [
+        ([{"pair": "BTC/USDT", "horizon": float("inf")}], "positive integer, got inf"),
+        ([{"pair": "BTC/USDT", "horizon": "abc"}], "positive integer, got 'abc'"),
+        ([{"pair": "BTC/USDT", "horizon": 2.5}], "positive integer, got 2.5"),
+        ([{"pair": "BTC/USDT"}] * 4, "4 records in one request; at most 3"),
+        (
+            [{"pair": "BTC/USDT", "candles": "[" + ",".join(['{"close": 1}'] * 6) + "]"}],
+            "6 candles; at most 5",
+        ),
+    ],
+    ids=["infinite-horizon", "text-horizon", "fractional-horizon", "records", "candles"],
+)
+def test_a_model_server_reached_directly_has_the_front_doors_limits(rows, says):
+    """Infinity made the server fail (HTTP 500), and 20,000 records took 22.6 s of CPU."""
+    with pytest.raises(RequestError, match=says):
+        parse_requests(pd.DataFrame(rows), {"max_records": 3, "max_candles": 5})
+
+
 def _candles(history, n=3, start_offset=1, jump=1.0):
     """n OHLCV records continuing ``history`` (start_offset=1: right after its end)."""
     last = history.iloc[-1]

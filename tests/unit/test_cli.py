@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -73,17 +74,19 @@ def test_manifest_paths_do_not_depend_on_the_working_directory(tmp_path, monkeyp
     assert settings("day").data.cache_dir == ROOT / "data" / "cache"
 
 
-def _failing_training(monkeypatch, rejected: bool):
+def _failing_training(monkeypatch, rejected: bool, fails: bool = True):
     import cli.train
     import infra.stack
     import pipelines.training
-    from infra import retrain
+    from infra import retrain, runs
 
     def fail(*_a, **_k):
-        raise RuntimeError("Pipeline run has failed due to failure in step(s): evaluate")
+        if fails:
+            raise RuntimeError("Pipeline run has failed due to failure in step(s): deploy")
 
     monkeypatch.setattr(pipelines.training, "run_training", fail)
     monkeypatch.setattr(infra.stack, "ensure_stack", lambda: [])
+    monkeypatch.setattr(runs, "fail_orphans", lambda cfg, why: [])
     monkeypatch.setattr(retrain, "rejected_since", lambda cfg, started_ms: rejected)
     monkeypatch.setattr(cli.train, "granularity_lock", lambda cfg, what: _NoLock())
 
@@ -113,14 +116,48 @@ def test_a_users_error_before_the_pipeline_is_not_a_failed_run(monkeypatch):
     assert "FAILED" not in out.output
 
 
-def test_a_rejected_training_run_exits_3_with_a_message(monkeypatch):
+def test_a_run_rejected_by_the_require_learned_gate_exits_3_with_a_message(monkeypatch):
+    """A REJECT is a finished run with a verdict (the pipeline does not fail): exit 3 only
+    when the quality gate asks for a learned model."""
     from infra.retrain import REJECTED_EXIT
 
-    _failing_training(monkeypatch, rejected=True)
-    out = CliRunner().invoke(cli, ["train", "--gran", "hour", "--data", "sample"])
+    _failing_training(monkeypatch, rejected=True, fails=False)
+    args = ["train", "--gran", "hour", "--data", "sample"]
+    out = CliRunner().invoke(cli, [*args, "--require-learned"])
     assert out.exit_code == REJECTED_EXIT == 3
     assert "REJECTED" in out.output
     assert "nothing was deployed" in out.output
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    assert "finished" in out.output
+
+
+def test_a_data_error_in_a_step_exits_2_with_its_reason_last(monkeypatch, capsys):
+    """It was exit 1 ("FAILED", a bug's status) with the reason 11-16 lines above the end;
+    the traceback of a user's error does not belong in errors.log either."""
+    import cli as cli_module
+    import pipelines.training
+    from cli.errors import ERROR_LOG
+    from cryptocast.data.files import FileSourceError
+
+    _failing_training(monkeypatch, rejected=False)
+    reason = "no 1 hour file in data/ holds SOL/USDT (files found: btc.csv (BTC/USDT))"
+
+    def fail(*_a, **_k):
+        raise FileSourceError(reason)
+
+    monkeypatch.setattr(pipelines.training, "run_training", fail)
+    monkeypatch.delenv("CRYPTOCAST_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["cryptocast", "train", "--gran", "hour", "--data", "sample"])
+    before = ERROR_LOG.read_text() if ERROR_LOG.exists() else ""
+    with pytest.raises(SystemExit) as exit_:
+        cli_module.main()
+    assert exit_.value.code == 2
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines()[-1] == f"error: {reason}"
+    assert "stopped after" in out.err
+    assert "FAILED" not in out.err + out.out
+    assert (ERROR_LOG.read_text() if ERROR_LOG.exists() else "") == before
 
 
 def test_a_crashed_training_run_exits_1(monkeypatch):

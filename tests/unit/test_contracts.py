@@ -47,3 +47,28 @@ def test_forecast_frame_and_slug():
     assert f["origin"].dt.tz is not None
     assert pair_slug("BTC/USDT") == "BTC-USDT"
     assert isinstance(f["target_time"].iloc[0], pd.Timestamp)
+
+
+def test_release_records_read_as_lines():
+    from cryptocast.contracts import ReconcileRecord, ReleaseRecord
+
+    r = ReleaseRecord(event="rollback", version="1", previous="2", url="http://x/invocations",
+                      seconds_to_answer=1.23, seconds_total=4.5, forecast_rows=48,
+                      retired_servers=["2"])  # fmt: skip
+    assert r.lines("m") == [
+        "rollback: m v1 is champion (previous: v2)",
+        "  answering at http://x/invocations, 1.2s after the start (4.5s in all)",
+        "  forecasts stored: 48 rows; older servers stopped: v2",
+    ]
+    assert ReconcileRecord(champion="3", url="u").lines("m")[0] == "serve: m v3 answering at u"
+
+
+def test_a_version_in_words():
+    from cryptocast.contracts import BASELINE_LABEL, served_model, version_label
+
+    assert served_model("naive", "naive") == BASELINE_LABEL
+    assert version_label({"BTC/USDT": BASELINE_LABEL, "ETH/USDT": BASELINE_LABEL}) == BASELINE_LABEL
+    assert (
+        version_label({"ETH/USDT": BASELINE_LABEL, "BTC/USDT": served_model("lgbm", "lightgbm")})
+        == "learned: BTC/USDT lgbm, ETH/USDT baseline: random walk"
+    )

@@ -101,13 +101,48 @@ def test_pair_worse_than_naive_serves_naive():
     assert (d.action, eth.challenger, eth.passed_gate, eth.mase) == ("promote", "naive", False, 2.0)
     assert eth.mase_ratio == pytest.approx(1.01)
     assert eth.naive_test.mean_diff == pytest.approx(0.02)
-    assert any("serving the naive" in r for r in eth.reasons)
+    assert any("the naive forecast is the challenger" in r for r in eth.reasons)
 
 
-def test_reject_when_no_pair_beats_naive():
-    d = decide(evaluation(BTC={"naive": 1.0, "lgbm": 1.2}, ETH={"naive": 2.0, "lgbm": 2.5}))
+NOTHING_LEARNED = evaluation(BTC={"naive": 1.0, "lgbm": 1.2}, ETH={"naive": 2.0, "lgbm": 2.5})
+
+
+def test_first_run_with_nothing_better_than_naive_serves_the_random_walk():
+    d = decide(NOTHING_LEARNED)
+    assert (d.action, d.any_pair_passed) == ("promote", False)
+    assert {p.challenger for p in d.pairs} == {"naive"}
+    assert d.reasons[0].startswith(
+        "no learned model beat the random walk (best: BTC/USDT lgbm 1.200, DM p="
+    )
+    assert "ETH/USDT lgbm 1.250" in d.reasons[0]
+    assert d.reasons[1] == "no champion yet: serving the calibrated random walk"
+
+
+def test_the_random_walk_again_keeps_the_random_walk_champion():
+    # the champion is the random walk, re-scored on the same window: nothing to gain
+    naive = NOTHING_LEARNED[1][NOTHING_LEARNED[1]["candidate"] == "naive"]
+    champ = (
+        NOTHING_LEARNED[0][NOTHING_LEARNED[0]["candidate"] == "naive"].assign(candidate="champion"),
+        naive.assign(candidate="champion"),
+    )
+    d = decide(NOTHING_LEARNED, champ)
+    assert d.action == "keep"
+    assert d.reasons[0].startswith("no learned model beat the random walk")
+    assert "+0.00%" in d.reasons[1]
+    assert d.reasons[1].endswith("too small")
+
+
+def test_a_learned_model_replaces_the_random_walk_by_the_usual_rules():
+    champ = champion(BTC=1.0, ETH=2.0)  # the random walk's MASE
+    ev = evaluation(noise=0.05, BTC={"naive": 1.0, "lgbm": 0.9}, ETH={"naive": 2.0, "lgbm": 1.9})
+    assert decide(ev, champ).action == "promote"
+
+
+def test_require_learned_gate_rejects_when_nothing_beats_naive():
+    d = decide(NOTHING_LEARNED, gates=GATES.model_copy(update={"require_learned": True}))
     assert d.action == "reject"
     assert not d.any_pair_passed
+    assert "gates.require_learned" in d.reasons[0]
 
 
 def test_leakage_alarm_keeps_the_champion_and_says_why():
@@ -216,6 +251,7 @@ def test_summary_mentions_every_pair_and_the_tests():
     assert "PROMOTE" in text
     assert "ETH/USDT" in text
     assert "DM vs naive p=" in text
+    assert "best learned / naive" in text
 
 
 def test_a_champion_of_other_data_is_named_not_called_absent():

@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cryptocast.data.files import FileSourceError, read_directory
+from cryptocast.data.files import FileSourceError, pair_from_name, read_directory
 from tests.conftest import make_ohlcv
 
 CDD = """https://www.CryptoDataDownload.com
@@ -44,10 +44,103 @@ def test_parquet_with_pair_column(tmp_path: Path):
     assert len(scan.frame) == 12
 
 
-def test_pair_is_never_guessed_from_the_file_name(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("name", "pair"),
+    [
+        ("Binance_BTCUSDT_1h.csv", "BTC/USDT"),  # exchange, symbol, interval
+        ("BTC-USD.csv", "BTC/USD"),  # finance sites' daily downloads
+        ("ETHUSDT.parquet", "ETH/USDT"),
+        ("btc_usdt_hourly.csv", "BTC/USDT"),
+        ("Coinbase_ETHUSD_d.csv", "ETH/USD"),
+        ("ETH-EUR daily.csv", "ETH/EUR"),
+        ("bitstamp_btcusd_2021-06-10.csv", "BTC/USD"),
+        ("data.csv", None),
+        ("2021-06_prices.csv", None),
+        ("BTC-USD_ETH-USD.csv", None),  # two pairs: not a guess to make
+        ("ETHBTC.csv", None),  # BTC is not a configured quote currency
+    ],
+)
+def test_the_pair_from_the_file_name(name, pair):
+    assert pair_from_name(name, ["USDT", "USDC", "BUSD", "USD", "EUR"]) == pair
+
+
+def test_a_file_without_a_pair_column_is_read_by_its_name_and_says_so(tmp_path, caplog):
     make_ohlcv(periods=5).drop(columns="pair").to_csv(tmp_path / "BTCUSDT.csv", index=False)
-    with pytest.raises(FileSourceError, match=r"data\.files"):
+    caplog.set_level("INFO", "cryptocast.data.files")
+    scan = read_directory(tmp_path, pairs=["BTC/USDT"], freq="1h")
+    assert scan.used == {"BTC/USDT": ["BTCUSDT.csv"]}
+    assert "BTCUSDT.csv -> BTC/USDT (from its file name)" in caplog.text
+
+
+def test_one_unnamed_file_and_one_pair_asked_for(tmp_path, caplog):
+    make_ohlcv(periods=5).drop(columns="pair").to_csv(tmp_path / "export.csv", index=False)
+    caplog.set_level("INFO", "cryptocast.data.files")
+    assert read_directory(tmp_path, pairs=["SOL/USDT"], freq="1h").used == {
+        "SOL/USDT": ["export.csv"]
+    }
+    assert "export.csv -> SOL/USDT (from PAIRS" in caplog.text
+    # two pairs asked for: no guess, and the suggestion is a mapping that would work
+    with pytest.raises(FileSourceError, match=r"'export.csv': 'SOL/USDT'") as err:
+        read_directory(tmp_path, pairs=["SOL/USDT", "ETH/USDT"], freq="1h")
+    assert "SOL-USDT.csv" in str(err.value)
+
+
+def test_a_finance_site_daily_download(tmp_path, caplog):
+    """Yahoo-style ``BTC-USD.csv``: Date, Open, High, Low, Close, Adj Close, Volume."""
+    days = make_ohlcv(periods=6, freq="1D")
+    pd.DataFrame(
+        {
+            "Date": days["timestamp"].dt.strftime("%Y-%m-%d"),
+            "Open": days["open"],
+            "High": days["high"],
+            "Low": days["low"],
+            "Close": days["close"],
+            "Adj Close": days["close"] * 0 + 1.0,  # must not be read as the close
+            "Volume": days["volume"],
+        }
+    ).to_csv(tmp_path / "BTC-USD.csv", index=False)
+    caplog.set_level("INFO", "cryptocast.data.files")
+    out = read_directory(tmp_path, pairs=["BTC/USD"], freq="1D").frame
+    assert out["close"].tolist() == days["close"].tolist()
+    assert "close prices from column 'Close' (not 'Adj Close')" in caplog.text
+
+
+def test_a_file_cut_in_the_middle_of_a_row_is_refused_naming_the_line(tmp_path):
+    cut = CDD.rstrip("\n")
+    (tmp_path / "Binance_BTCUSDT_1h.csv").write_text(cut[: cut.rindex(",11100,") + 4])
+    with pytest.raises(FileSourceError, match=r"ends in the middle of line 6 \(7 of 10 fields"):
         read_directory(tmp_path, pairs=["BTC/USDT"], freq="1h")
+    # a short row elsewhere is named too, never read as a row with empty cells
+    lines = CDD.splitlines()
+    lines[3] = ",".join(lines[3].split(",")[:7])
+    (tmp_path / "Binance_BTCUSDT_1h.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileSourceError, match=r"line 4: 7 fields where the header \(line 2\)"):
+        read_directory(tmp_path, pairs=["BTC/USDT"], freq="1h")
+
+
+def test_the_overlap_rule_never_repairs_beyond_its_tolerance(tmp_path):
+    """A legacy row cut to ``...,11`` differed by 99% and was replaced without a word."""
+    (tmp_path / "Binance_BTCUSDT_1h.csv").write_text(CDD.replace("11105.00,", "11.00,"))
+    with pytest.raises(FileSourceError, match=r"line 5: open differs by 99\.90%.*up to 1%"):
+        read_directory(tmp_path, pairs=["BTC/USDT"], freq="1h")
+
+
+@pytest.mark.parametrize("factor", [1_000, 1_000_000], ids=["us", "ns"])
+def test_the_overlap_rule_with_finer_epochs(tmp_path, factor):
+    """API rows re-exported in micro- or nanoseconds beside legacy milliseconds (or
+    seconds) rows: the finest unit is the newer collection (it was: conflicting
+    duplicates)."""
+    lines = CDD.splitlines()
+    for i in (2, 3):
+        unix, rest = lines[i].split(",", 1)
+        lines[i] = f"{int(unix) * factor},{rest}"
+    for i in (4, 5):
+        unix, rest = lines[i].split(",", 1)
+        lines[i] = f"{int(float(unix) * 1000)},{rest}"  # legacy rows in milliseconds
+    (tmp_path / "Binance_BTCUSDT_1h.csv").write_text("\n".join(lines) + "\n")
+    scan = read_directory(tmp_path, pairs=["BTC/USDT"], freq="1h")
+    assert scan.superseded["Binance_BTCUSDT_1h.csv"]["rows"] == 1
+    assert scan.frame.loc[scan.frame["timestamp"].dt.hour == 12, "open"].item() == 11105.54
 
 
 def test_other_granularity_and_pairs_are_skipped_with_reasons(tmp_path: Path):
@@ -93,7 +186,7 @@ def _read(tmp_path, pairs=("BTC/USDT",), **kw):
 
 def test_an_empty_file_is_named_when_its_pair_is_missing(tmp_path: Path):
     (tmp_path / "btc.csv").write_text("")
-    with pytest.raises(FileSourceError, match=r"btc.csv.: .empty file"):
+    with pytest.raises(FileSourceError, match=r"btc.csv \(empty file\)"):
         _read(tmp_path)
 
 

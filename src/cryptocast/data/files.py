@@ -9,22 +9,29 @@ The layouts people have (README, "Data files", shows one example of each):
   before the header, ``unix,date,symbol,open,high,low,close,Volume <BASE>,Volume
   <QUOTE>[,tradecount]``, newest first, ``unix`` in milliseconds for recent rows and in
   seconds for older ones (rule ``cdd_overlap`` below);
+* finance sites' daily downloads (``BTC-USD.csv``: ``Date, Open, High, Low, Close,
+  Adj Close, Volume``): ``Close`` is the close used (``Adj Close`` is the same number for
+  a crypto pair, which pays no dividends and has no splits);
 * Parquet files with those columns, or with the times as a DatetimeIndex.
 
 The header row is found (not assumed to be the first line), the delimiter sniffed
 (``, ; TAB |``), a UTF-8 byte-order mark ignored, and column names matched case-, space-
 and underscore-insensitively through one alias table, :data:`ALIASES`.
 
-The pair of a file comes from the explicit ``mapping`` (file name -> pair) or its
-``pair``/``symbol`` column, never from the file name. ``BTC/USDT``, ``BTC-USDT`` and
-``BTC_USDT`` say it; ``BTCUSDT`` is read only through the configured quote currencies
-(``data.quote_currencies``). Files of pairs or granularities the run does not need, and
-files that cannot be read at all, are skipped with a reason; a problem in a file the run
-needs is a :class:`FileSourceError` naming the file, the line and what was expected.
+The pair of a file comes from the explicit ``mapping`` (file name -> pair), else its
+``pair``/``symbol`` column, else its name in the common conventions
+(:func:`pair_from_name`), else, when the directory holds one file and the run asks for one
+pair, that pair; the run logs which file became which pair and why. ``BTC/USDT``,
+``BTC-USDT`` and ``BTC_USDT`` say it; ``BTCUSDT`` is split only at the configured quote
+currencies (``data.quote_currencies``). Files of pairs or granularities the run does not
+need, and files that cannot be read at all, are skipped with a reason; a problem in a file
+the run needs (a row cut short, a price no repair rule covers) is a
+:class:`FileSourceError` naming the file, the line and what was expected.
 """
 
 from __future__ import annotations
 
+import csv
 import errno
 import io
 import logging
@@ -122,6 +129,33 @@ def _header(lines: list[str], name: str) -> tuple[int, str]:
     )
 
 
+def _fields(line: str, sep: str) -> int:
+    if '"' in line:
+        return len(next(csv.reader([line], delimiter=sep)))
+    return line.count(sep) + 1
+
+
+def _check_fields(lines: list[str], at: int, sep: str, name: str, *, cut: bool) -> None:
+    """Every non-blank row has the header's number of fields: a file cut short ends in
+    the middle of a row, and a row with fields missing or extra is not read as something
+    else."""
+    want = _fields(lines[at], sep)
+    last = max((i for i in range(at + 1, len(lines)) if lines[i].strip()), default=None)
+    for i in range(at + 1, len(lines)):
+        if not lines[i].strip() or (n := _fields(lines[i], sep)) == want:
+            continue
+        if i == last and cut and n < want:
+            raise FileSourceError(
+                f"{name} ends in the middle of line {i + 1} ({n} of {want} fields, no line "
+                "end): the file was cut short; download it again, or delete that line to use "
+                "the rows before it"
+            )
+        raise FileSourceError(
+            f"{name}, line {i + 1}: {n} fields where the header (line {at + 1}) has {want}; "
+            "fix or remove the row"
+        )
+
+
 def read_csv(path: Path, name: str) -> RawFile:
     data = _read_bytes(path, name)
     if not data.strip():
@@ -136,6 +170,7 @@ def read_csv(path: Path, name: str) -> RawFile:
         ) from None
     lines = text.splitlines()
     at, sep = _header(lines, name)
+    _check_fields(lines, at, sep, name, cut=not text.endswith(("\n", "\r")))
     frame = pd.read_csv(
         io.StringIO(text),
         skiprows=at,
@@ -191,9 +226,42 @@ def symbol_pair(symbol: str, quotes: Sequence[str], name: str) -> str:
     )
 
 
-def pair_of(raw: RawFile, mapped: str | None, quotes: Sequence[str]) -> str:
-    """The pair a file holds: the explicit mapping, else its pair/symbol column (and the
-    two must agree when both are there)."""
+_ASSET = r"[A-Z0-9]{2,10}"
+
+
+def _asset(text: str) -> bool:
+    return re.fullmatch(_ASSET, text) is not None and re.search("[A-Z]", text) is not None
+
+
+def pair_from_name(name: str, quotes: Sequence[str]) -> str | None:
+    """The pair a file name says in the common conventions, or None when it says none or
+    more than one: ``Binance_BTCUSDT_1h.csv`` (exchange, symbol, interval), ``BTC-USD.csv``
+    (finance sites' daily downloads), ``BTCUSDT.parquet``, ``btc_usdt_hourly.csv``; a
+    symbol without a separator is split at one of the ``quotes``."""
+    tokens = [t for t in re.split(r"[_\s.]+", Path(name).stem.upper()) if t]
+    known = sorted({q.upper() for q in quotes}, key=len, reverse=True)
+    found = set()
+    for i, t in enumerate(tokens):
+        parts = re.split(r"[-/]", t)
+        if len(parts) == 2 and all(_asset(p) for p in parts):
+            found.add("/".join(parts))
+        elif i + 1 < len(tokens) and tokens[i + 1] in known and _asset(t) and t not in known:
+            found.add(f"{t}/{tokens[i + 1]}")
+        else:
+            q = next((q for q in known if t.endswith(q) and _asset(t[: -len(q)])), None)
+            if q is not None:
+                found.add(f"{t[: -len(q)]}/{q}")
+    return found.pop() if len(found) == 1 else None
+
+
+class UnknownPair(FileSourceError):
+    """A file whose pair neither the mapping, nor a column, nor its name says."""
+
+
+def pair_of(raw: RawFile, mapped: str | None, quotes: Sequence[str]) -> tuple[str, str]:
+    """The pair a file holds and where that was read: the explicit mapping, else its
+    pair/symbol column (the two must agree when both are there), else its name
+    (:func:`pair_from_name`)."""
     col = columns_of(raw.frame).get("pair")
     found = []
     if col is not None:
@@ -204,16 +272,24 @@ def pair_of(raw: RawFile, mapped: str | None, quotes: Sequence[str]) -> str:
                 f"{raw.name}: data.files maps it to {mapped} but its '{col}' column says "
                 f"{', '.join(found)}; fix the mapping or the file"
             )
-        return mapped
+        return mapped, "data.files"
     if col is None:
-        raise FileSourceError(
-            f"{raw.name}: cannot tell which pair it holds (no 'pair' or 'symbol' column). "
-            "Map it explicitly: add data.files: {'" + raw.name + "': 'BTC/USDT'} under "
-            "data: in a copy of configs/<gran>.yaml and pass CONFIG=<that copy>"
-        )
+        if (named := pair_from_name(raw.name, quotes)) is not None:
+            return named, "its file name"
+        raise UnknownPair(f"{raw.name}: cannot tell which pair it holds (no 'pair' or 'symbol' "
+                          "column, and its name says none)")  # fmt: skip
     if len(found) != 1:
         raise FileSourceError(f"{raw.name}: expected one pair in '{col}', found {found[:5]}")
-    return found[0]
+    return found[0], f"its '{col}' column"
+
+
+def mapping_hint(name: str, pair: str) -> str:
+    """How to say which pair a file holds, with a mapping that would work."""
+    return (
+        f"name the file after its pair ({pair.replace('/', '-')}{Path(name).suffix}), or add "
+        f"data.files: {{'{name}': '{pair}'}} under data: in a copy of configs/<gran>.yaml "
+        "and pass CONFIG=<that copy>"
+    )
 
 
 def _bad(raw: RawFile, values: pd.Series, parsed: pd.Series, what: str) -> None:
@@ -264,27 +340,51 @@ def parse_times(raw: RawFile, col: str) -> pd.Series:
     return times
 
 
+# rule cdd_overlap replaces a legacy row only when its prices are this close to the API
+# row's (measured on the CryptoDataDownload files: at most 0.13% on open, once 0.55%)
+OVERLAP_TOLERANCE = 0.01
+
+
+def epoch_units(epoch: pd.Series) -> np.ndarray:
+    """The unit of each epoch number by its size: 0 seconds, 1 milliseconds, 2
+    microseconds, 3 nanoseconds (the thresholds of :func:`epoch_to_utc`)."""
+    return np.searchsorted([1e11, 1e14, 1e17], np.abs(epoch.to_numpy(float)), side="right")
+
+
 def supersede_legacy_rows(
-    frame: pd.DataFrame, epoch: pd.Series
+    raw: RawFile, frame: pd.DataFrame, epoch: pd.Series
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """CryptoDataDownload rule ``cdd_overlap``: where a timestamp has a row from the API
-    collection (``unix`` in milliseconds) and one from the legacy collection (seconds),
-    the API row wins. The legacy rows set ``open`` to the previous close, so the two differ
-    by design (measured: up to 0.13% on open, once 0.55% on close). ``frame`` holds parsed
-    ``timestamp`` and prices; returns the kept rows and what was dropped (count, largest
-    relative price difference)."""
-    is_api = (epoch > 1e11).to_numpy()
+    collection (the file's finest epoch unit: milliseconds, or micro- or nanoseconds in a
+    re-export) and one from the legacy collection (a coarser unit, seconds in CDD's
+    files), the API row wins. The legacy rows set ``open`` to the previous close, so the
+    two differ by design, within :data:`OVERLAP_TOLERANCE`; a larger difference is not
+    this rule's to repair (a damaged row): :class:`FileSourceError` naming its line.
+    ``frame`` holds parsed ``timestamp`` and prices, row for row with ``raw``; returns the
+    kept rows and what was dropped (count, largest relative price difference)."""
+    units = epoch_units(epoch)
+    is_api = units == units.max()
     api_times = set(frame.loc[is_api, "timestamp"])
     legacy_dup = ~is_api & frame["timestamp"].isin(api_times).to_numpy()
     if not legacy_dup.any():
         return frame, {}
     api = frame[is_api].drop_duplicates("timestamp").set_index("timestamp")
-    old = frame[legacy_dup].set_index("timestamp")
+    old = frame[legacy_dup]
     prices = list(PRICE_COLUMNS)
-    a = api.loc[old.index, prices].to_numpy(float)
-    b = old[prices].to_numpy(float)
-    diff = float(np.nanmax(np.abs(a - b) / np.abs(a)))
-    return frame[~legacy_dup], {"rows": int(legacy_dup.sum()), "max_rel_diff": diff}
+    a = api.loc[old["timestamp"], prices].to_numpy(float)
+    rel = np.abs(a - old[prices].to_numpy(float)) / np.abs(a)
+    worst = np.nanmax(rel, axis=1, initial=0.0)
+    if worst.max() > OVERLAP_TOLERANCE:
+        i = int(np.argmax(worst))
+        row = int(np.flatnonzero(legacy_dup)[i])
+        col = prices[int(np.nanargmax(rel[i]))]
+        raise FileSourceError(
+            f"{raw.where(row)}: {col} differs by {worst[i]:.2%} from the row of the same time "
+            f"({old['timestamp'].iloc[i]:%Y-%m-%d %H:%M}) in the newer collection; rule "
+            f"cdd_overlap replaces differences up to {OVERLAP_TOLERANCE:.0%} only: fix or "
+            "remove the row"
+        )
+    return frame[~legacy_dup], {"rows": int(legacy_dup.sum()), "max_rel_diff": float(worst.max())}
 
 
 def normalise(raw: RawFile, pair: str) -> tuple[pd.DataFrame, dict]:
@@ -305,6 +405,10 @@ def normalise(raw: RawFile, pair: str) -> tuple[pd.DataFrame, dict]:
         others = [c for c in names if _norm(c).startswith("volume ")]
         hint = f"; its {others} suggest it holds another pair than {pair}" if others else ""
         raise FileSourceError(f"{raw.name}: no 'volume' or 'Volume {base.upper()}' column{hint}")
+    others = [c for c in names if "close" in _norm(c).split() and c != cols["close"]]
+    if others:
+        log.info("files: %s: close prices from column %r (not %s)", raw.name, cols["close"],
+                 ", ".join(repr(c) for c in others))  # fmt: skip
     out = pd.DataFrame({"pair": pair, "timestamp": parse_times(raw, cols["timestamp"])})
     for name, col in [*((c, cols[c]) for c in PRICE_COLUMNS), ("volume", volume)]:
         values = raw.frame[col]
@@ -315,7 +419,7 @@ def normalise(raw: RawFile, pair: str) -> tuple[pd.DataFrame, dict]:
     if not pd.api.types.is_datetime64_any_dtype(stamps):
         epoch = pd.to_numeric(stamps, errors="coerce")
         if epoch.notna().all():
-            out, superseded = supersede_legacy_rows(out, epoch)
+            out, superseded = supersede_legacy_rows(raw, out, epoch)
     return to_ohlcv(out), superseded
 
 
@@ -370,14 +474,21 @@ def read_directory(
     step = pd.Timedelta(freq)
     scan = FileScan(frame=pd.DataFrame(columns=list(OHLCV_COLUMNS)))
     parts: list[pd.DataFrame] = []
-    for path in sorted(p for p in directory.iterdir() if p.suffix.lower() in SUFFIXES):
+    paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in SUFFIXES)
+    for path in paths:
         name = path.name
         try:
             raw = (read_parquet if path.suffix.lower() == ".parquet" else read_csv)(path, name)
         except Unreadable as exc:
             scan.skipped[name] = str(exc).removeprefix(f"{name}: ").removeprefix(f"{name}, ")
             continue
-        pair = pair_of(raw, mapping.get(name), quotes)
+        try:
+            pair, said = pair_of(raw, mapping.get(name), quotes)
+        except UnknownPair as exc:
+            if len(paths) != 1 or len(pairs) != 1:
+                wanted = [p for p in pairs if p not in scan.used] or pairs
+                raise UnknownPair(f"{exc}; {mapping_hint(name, wanted[0])}") from None
+            pair, said = pairs[0], "PAIRS (the only file, the only pair asked for)"
         if pair not in pairs:
             scan.skipped[name] = f"pair {pair} not requested"
             continue
@@ -387,6 +498,7 @@ def read_directory(
             scan.skipped[name] = f"candles every {span(spacing)}, run needs {span(step)}"
             continue
         scan.used.setdefault(pair, []).append(name)
+        log.info("files: %s -> %s (from %s)", name, pair, said)
         parts.append(frame)
         if superseded:
             scan.superseded[name] = superseded
@@ -401,9 +513,11 @@ def read_directory(
         log.info("files: skipped %s (%s)", name, reason)
     absent = [p for p in pairs if p not in scan.used]
     if absent:
+        used = [f"{n} ({p})" for p, names in scan.used.items() for n in names]
+        found = ", ".join([*used, *(f"{n} ({why})" for n, why in scan.skipped.items())])
         raise FileSourceError(
-            f"no {freq} file in {directory} holds {absent}; "
-            f"used {scan.used or 'none'}, skipped {scan.skipped or 'none'}"
+            f"no {span(step)} file in {directory} holds {', '.join(absent)} (files found: "
+            f"{found or 'none'}); add its file, or leave it out of PAIRS"
         )
     scan.frame = to_ohlcv(pd.concat(parts, ignore_index=True))
     return scan

@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from cryptocast.config import Settings
@@ -24,25 +26,32 @@ from cryptocast.frontdoor.contract import (
     ModelCard,
     Problem,
     VersionInfo,
+    describe_errors,
     json_depth_exceeds,
     request_models,
     upstream_records,
 )
 from cryptocast.frontdoor.router import Refused, Router, Unavailable, Upstream, UpstreamFailed
 
+# Every request error is a 400 with a Problem body ({"error": code, "detail": sentence}):
+# malformed or non-JSON bodies, wrong types, limits, unknown pairs, bad horizons.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "The model cannot answer this request (why)."},
-    413: {"model": Problem, "description": "The body is larger than the configured limit."},
-    415: {"model": Problem, "description": "The body is not JSON (Content-Type)."},
-    422: {"model": Problem, "description": "The request does not follow the contract."},
+    400: {"model": Problem, "description": "The request is refused: `error` says why."},
     502: {"model": Problem, "description": "The model server failed."},
     503: {"model": Problem, "description": "No champion server answered in time."},
 }
 BODY_ROUTES = ("/forecast", "/invocations")
 
 
-def _problem(status: int, detail: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
+def _problem(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = Problem(error=error, detail=detail).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _slug(phrase: str) -> str:
+    return "_".join(phrase.lower().split())
 
 
 class Guard:
@@ -82,22 +91,25 @@ class Guard:
         if ctype != b"application/json":
             shown = ctype.decode("latin-1") or "none"
             why = f"send JSON with Content-Type: application/json (got {shown})"
-            return _problem(415, why), receive
+            return _problem(400, "not_json", why), receive
         limit = self.limits.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             why = f"body of {int(declared)} bytes exceeds the limit of {limit}"
-            return _problem(413, why), receive
+            return _problem(400, "too_large", why), receive
         body = b""
         while True:
             message = await receive()
             body += message.get("body", b"")
             if len(body) > limit:
-                return _problem(413, f"body exceeds the limit of {limit} bytes"), receive
+                return _problem(
+                    400, "too_large", f"body exceeds the limit of {limit} bytes"
+                ), receive
             if not message.get("more_body"):
                 break
         if json_depth_exceeds(body, self.limits.max_depth):
-            return _problem(400, f"JSON nested deeper than {self.limits.max_depth} levels"), receive
+            why = f"JSON nested deeper than {self.limits.max_depth} levels"
+            return _problem(400, "too_deep", why), receive
         sent = False
 
         async def replay():
@@ -108,6 +120,29 @@ class Guard:
             return await receive()
 
         return None, replay
+
+
+class UnknownPair(Exception):
+    """A record names a pair the current champion does not serve."""
+
+
+def _without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document without FastAPI's automatic 422 responses: request errors
+    are 400s here (ERRORS)."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = default()
+            for item in spec.get("paths", {}).values():
+                for operation in item.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = spec.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+        return app.openapi_schema
+
+    return openapi
 
 
 def create_app(
@@ -159,20 +194,48 @@ def create_app(
             raise Unavailable(router.last_error or "no champion server yet")
         return router.current
 
-    def ask(records) -> tuple[Upstream, list[dict[str, Any]]]:
+    def ask(records, field: str) -> tuple[Upstream, list[dict[str, Any]]]:
+        current = router.current
+        if current is not None and current.identity.pairs:
+            served = current.identity.pairs
+            for i, r in enumerate(records):
+                if r.pair not in served:
+                    raise UnknownPair(
+                        f"{field}[{i}].pair: unknown pair {r.pair!r}; v{current.identity.version}"
+                        f" serves {', '.join(served)}"
+                    )
         return router.forward(upstream_records(records, cfg.horizon))
+
+    @app.exception_handler(UnknownPair)
+    def _unknown(_, exc: UnknownPair) -> JSONResponse:
+        return _problem(400, "unknown_pair", str(exc))
 
     @app.exception_handler(Refused)
     def _refused(_, exc: Refused) -> JSONResponse:
-        return _problem(400, str(exc))
+        return _problem(400, "refused", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        bad_json = [e for e in errors if e.get("type") == "json_invalid"]
+        if bad_json:
+            e = bad_json[0]
+            where = e.get("ctx", {}).get("error", e.get("msg", ""))
+            return _problem(400, "malformed_json", f"the body is not valid JSON: {where}")
+        return _problem(400, "invalid_request", describe_errors(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = f"{request.method} {request.url.path}: {exc.detail}"
+        return _problem(exc.status_code, _slug(str(exc.detail)), detail, exc.headers)
 
     @app.exception_handler(Unavailable)
     def _unavailable(_, exc: Unavailable) -> JSONResponse:
-        return _problem(503, f"no champion server answered: {exc}")
+        return _problem(503, "unavailable", f"no champion server answered: {exc}")
 
     @app.exception_handler(UpstreamFailed)
     def _failed(_, exc: UpstreamFailed) -> JSONResponse:
-        return _problem(502, str(exc))
+        return _problem(502, "upstream_failed", str(exc))
 
     app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
@@ -188,6 +251,10 @@ def create_app(
 
     @app.get("/health", response_model=Health, summary="The front door process is up.")
     def health() -> Health:
+        return Health(status="ok", instance=instance)
+
+    @app.get("/ping", response_model=Health, summary="MLflow's liveness check (as /health).")
+    def ping() -> Health:
         return Health(status="ok", instance=instance)
 
     @app.get(
@@ -224,7 +291,7 @@ def create_app(
         summary="Forecasts of the champion, with interval bounds.",
     )
     def forecast(body: forecast_request) -> ForecastResponse:  # type: ignore[valid-type]
-        up, rows = ask(body.records)
+        up, rows = ask(body.records, "records")
         return ForecastResponse(
             model_name=up.identity.model_name, model_version=up.identity.version, forecasts=rows
         )
@@ -234,9 +301,13 @@ def create_app(
         response_model=InvocationsResponse,
         responses=ERRORS,
         summary="MLflow's scoring protocol, for clients of the model servers.",
+        description="Any input format of MLflow's scoring server: `dataframe_records`, "
+        "`dataframe_split` (what `mlflow.pyfunc`'s ScoringServerClient sends), `instances` "
+        "or `inputs`; every record as in /forecast (`pair`, optional `horizon`, `candles`).",
     )
     def invocations(body: invocations_request) -> InvocationsResponse:  # type: ignore[valid-type]
-        _, rows = ask(body.dataframe_records)
+        _, rows = ask(body.dataframe_records, "dataframe_records")
         return InvocationsResponse(predictions=rows)
 
+    app.openapi = _without_422(app)  # type: ignore[method-assign]
     return app

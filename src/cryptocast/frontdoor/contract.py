@@ -7,6 +7,9 @@ at most ``max_records`` records and ``max_candles`` candles per record."""
 from __future__ import annotations
 
 import json
+import math
+import reprlib
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import (
@@ -17,6 +20,7 @@ from pydantic import (
     StrictInt,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from cryptocast.config import Settings
@@ -38,13 +42,44 @@ class Candle(_Model):
 
 
 class Problem(BaseModel):
-    """A refused request: what is wrong, where, and what to do."""
+    """Every refused or failed request, in one shape: a stable code for programs and a
+    sentence for people (where the problem is and what was sent)."""
 
-    detail: Any
+    error: str = Field(
+        description="invalid_request (the contract: types, limits, unknown fields), "
+        "malformed_json, not_json (Content-Type), too_large (body bytes), too_deep (JSON "
+        "nesting), unknown_pair, refused (the model cannot answer), unavailable (no "
+        "champion server yet), upstream_failed (the model server failed).",
+        examples=["invalid_request"],
+    )
+    detail: str = Field(
+        examples=["records[0].horizon: Input should be less than or equal to 24 (got 99)"]
+    )
+
+
+def describe_errors(errors: Sequence[dict[str, Any]]) -> str:
+    """pydantic's validation errors (``{loc, msg, input}``) for a person, one clause each:
+    ``records[0].horizon: <msg> (got 99)``; the input shown short (never a huge or
+    non-JSON value: NaN and Infinity are shown as text)."""
+    parts = []
+    for e in errors:
+        where = ""
+        for key in [k for k in e.get("loc", ()) if k != "body"]:
+            where += f"[{key}]" if isinstance(key, int) else f".{key}" if where else str(key)
+        got = f" (got {reprlib.repr(e['input'])})" if "input" in e else ""
+        parts.append(f"{where or 'request'}: {e['msg']}{got}")
+    return "; ".join(parts)
 
 
 class ForecastPoint(BaseModel):
     pair: str
+    model: str = Field(
+        "",
+        description="What made this forecast: the learned candidate's name, or "
+        "'baseline: random walk' (the calibrated naive forecast). Empty from versions "
+        "registered before this field.",
+        examples=["lightgbm", "baseline: random walk"],
+    )
     origin: str = Field(description="Open time of the last candle used (ISO 8601, UTC).")
     target_time: str = Field(description="Open time of the candle forecast (ISO 8601, UTC).")
     step: int = Field(description="Candles after the origin.")
@@ -108,11 +143,19 @@ class ModelCard(BaseModel):
 
     model_name: str
     model_version: str
+    label: str | None = Field(
+        None, description="What the version serves in words, e.g. 'baseline: random walk'."
+    )
     backtest: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per pair: candidate served, MASE, naive MASE."
     )
     live: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Per pair: live MASE and coverage (last monitor run)."
+    )
+    monitoring: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The last monitoring run: when, its status, decision and reasons (empty "
+        "before the first).",
     )
     history: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="Per pair: the recent closes the model knows."
@@ -120,6 +163,61 @@ class ModelCard(BaseModel):
     promotions: list[dict[str, Any]] = Field(
         default_factory=list, description="Every version: aliases, how and why promoted."
     )
+
+
+MLFLOW_INPUTS = ("dataframe_records", "dataframe_split", "instances", "inputs")
+
+
+def _cell(value: Any) -> Any:
+    """A pandas cell as MLflow's client sends it: a whole float (a column with gaps) is the
+    integer it stands for; NaN is a missing value."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return int(value)
+    return value
+
+
+def _records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records from a frame's rows (split or columns): gaps left out, whole floats whole."""
+    return [{k: _cell(v) for k, v in row.items() if _cell(v) is not None} for row in rows]
+
+
+class _MLflowInput(BaseModel):
+    """``/invocations`` takes every input format of MLflow's scoring server and reads it
+    as ``dataframe_records``: ``dataframe_split`` (``{columns, data[, index]}``, what
+    MLflow's own client sends for a DataFrame), ``instances`` and ``inputs`` (a list of
+    records, or columns of values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_records(cls, body: Any) -> Any:
+        if not isinstance(body, dict):
+            return body
+        given = [k for k in MLFLOW_INPUTS if k in body]
+        if len(given) != 1:
+            raise ValueError(
+                f"send exactly one of {', '.join(MLFLOW_INPUTS)} (got {given or 'none'})"
+            )
+        key = given[0]
+        data, rest = body[key], {k: v for k, v in body.items() if k != key}
+        if key == "dataframe_split" and isinstance(data, dict):
+            columns, rows = data.get("columns"), data.get("data")
+            if not isinstance(columns, list) or not isinstance(rows, list):
+                raise ValueError("dataframe_split needs 'columns' and 'data' lists")
+            n = len(columns)
+            if any(not isinstance(r, list) or len(r) != n for r in rows):
+                raise ValueError(f"dataframe_split: every row of 'data' needs {n} values")
+            data = _records([dict(zip(columns, r, strict=True)) for r in rows])
+        elif key in ("instances", "inputs") and isinstance(data, dict):
+            columns = [v if isinstance(v, list) else [v] for v in data.values()]
+            if len({len(c) for c in columns}) > 1:
+                raise ValueError(f"{key}: every column needs as many values")
+            data = _records([dict(zip(data, r, strict=True)) for r in zip(*columns, strict=True)])
+        return {**rest, "dataframe_records": data}
 
 
 def request_models(cfg: Settings) -> tuple[type[BaseModel], type[BaseModel]]:
@@ -155,8 +253,9 @@ def request_models(cfg: Settings) -> tuple[type[BaseModel], type[BaseModel]]:
     )
     invocations = create_model(
         "InvocationsRequest",
-        __config__=ConfigDict(extra="forbid"),
+        __base__=_MLflowInput,
         dataframe_records=records,
+        params=(dict[str, Any] | None, Field(None, description="MLflow's params (unused).")),
     )
     return forecast, invocations
 

@@ -8,7 +8,8 @@ Request (``POST /invocations``, MLflow scoring protocol)::
 optional: a JSON string holding a list of OHLCV records (``timestamp, open, high, low,
 close, volume``) that continue the model's history; the forecast is then made from them.
 Response: one record per (pair, step) with ``pair, origin, target_time`` (ISO 8601 UTC),
-``step, forecast, lower, upper, model_version``, and who answered: ``model_name``,
+``step, forecast, lower, upper, model_version``, the model that made it (``model``: a
+candidate, or ``baseline: random walk``), and who answered: ``model_name``,
 ``run_id`` (the MLflow run that logged the model). A bad request (unknown pair, horizon
 too large, malformed candles) is answered with HTTP 400 and a message saying what is wrong.
 
@@ -19,6 +20,7 @@ without candles is a lookup.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import mlflow
@@ -28,7 +30,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc.scoring_server import _SERVER_MODEL_PATH
 
-from cryptocast.contracts import TIME_COLUMNS, RequestError
+from cryptocast.contracts import TIME_COLUMNS, RequestError, served_model
 
 Request = tuple[str, int | None, pd.DataFrame | None]
 
@@ -37,10 +39,18 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and pd.isna(value))
 
 
-def parse_requests(model_input: pd.DataFrame) -> list[Request]:
-    """Validate request rows; raise ``RequestError`` naming the first bad one."""
+def parse_requests(
+    model_input: pd.DataFrame, limits: dict[str, int] | None = None
+) -> list[Request]:
+    """Validate request rows; raise ``RequestError`` naming the first bad one. ``limits``:
+    the front door's ``max_records`` per request and ``max_candles`` per record (from the
+    bundle's manifest), so a server reached directly spends no minutes of CPU on a
+    request the front door would refuse."""
+    limits = limits or {}
     if "pair" not in model_input.columns:
         raise RequestError("each request needs a 'pair' field, e.g. {'pair': 'BTC/USDT'}")
+    if (most := limits.get("max_records")) is not None and len(model_input) > most:
+        raise RequestError(f"{len(model_input)} records in one request; at most {most}")
     out = []
     for i, row in enumerate(model_input.to_dict("records")):
         pair = row.get("pair")
@@ -48,11 +58,15 @@ def parse_requests(model_input: pd.DataFrame) -> list[Request]:
             raise RequestError(f"request {i}: 'pair' must be a string like 'BTC/USDT'")
         horizon = row.get("horizon")
         if not _missing(horizon):
-            if float(horizon) != int(horizon) or int(horizon) < 1:
+            try:
+                h = float(horizon)
+            except (TypeError, ValueError):
+                h = float("nan")
+            if not math.isfinite(h) or not h.is_integer() or h < 1:
                 raise RequestError(
-                    f"request {i}: 'horizon' must be a positive integer, got {horizon}"
+                    f"request {i}: 'horizon' must be a positive integer, got {horizon!r}"
                 )
-            horizon = int(horizon)
+            horizon = int(h)
         else:
             horizon = None
         candles = row.get("candles")
@@ -64,6 +78,8 @@ def parse_requests(model_input: pd.DataFrame) -> list[Request]:
                 raise RequestError(
                     f"request {i}: 'candles' must be a JSON list of OHLCV records: {exc}"
                 ) from exc
+            if (most := limits.get("max_candles")) is not None and len(candles) > most:
+                raise RequestError(f"request {i}: {len(candles)} candles; at most {most}")
         else:
             candles = None
         out.append((pair, horizon, candles))
@@ -108,14 +124,18 @@ class CryptocastModel(PythonModel):
 
     def _predict(self, model_input: pd.DataFrame) -> pd.DataFrame:
         try:
-            frames = [self._one(*request) for request in parse_requests(model_input)]
+            requests = parse_requests(model_input, self.bundle.manifest.limits)
+            frames = [self._one(*request) for request in requests]
         except RequestError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
         out = pd.concat(frames, ignore_index=True)
         for col in TIME_COLUMNS:
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         m = self.bundle.manifest
-        return out.assign(model_name=m.model_name, run_id=m.mlflow_run_id or "")
+        models = {p: served_model(e.candidate, e.kind) for p, e in m.pairs.items()}
+        return out.assign(
+            model_name=m.model_name, run_id=m.mlflow_run_id or "", model=out["pair"].map(models)
+        )
 
 
 mlflow.models.set_model(CryptocastModel())
