@@ -33,7 +33,7 @@ DATA_ARGS := --gran $(GRAN) $(if $(DATA),--data "$(DATA)") $(if $(DATA_DIR),--da
 TRAIN_ARGS := $(DATA_ARGS) $(if $(CONFIG),--config "$(CONFIG)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(PROMOTE_BACKFILL),--promote-backfill) $(if $(REQUIRE_LEARNED),--require-learned)
 
 
-.PHONY: help install lock setup stack-up stack-down stack-status hooks train report serve front front-stop app stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
+.PHONY: help install lock setup stack-up stack-down stack-status hooks train report serve front front-stop app app-screenshot stop promote rollback forecasts metrics release-pr baseline monitor schedule unschedule exporter train-all status predict versions manifest mlflow-ui dashboard dashboard-stop lint format test test-fast ci bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,9 @@ app: install ## The forecast app (Streamlit) on http://127.0.0.1:8501 (Ctrl+C st
 	$(VENV)/bin/streamlit run app/forecast_app.py --server.address 127.0.0.1 \
 	  --server.port $(or $(PORT),8501) --server.headless true \
 	  --browser.gatherUsageStats false --client.toolbarMode minimal -- --gran $(GRAN)
+
+app-screenshot: install ## PNG of the forecast app as a browser draws it (headless Chromium) -> reports/forecast-app-<GRAN>.png: GRAN= [OUT=]
+	$(PY) scripts/screenshot.py --gran $(GRAN) $(if $(OUT),--out "$(OUT)")
 
 stop: install ## Stop the front door and the model servers of GRAN
 	$(CLI) stop --gran $(GRAN)

@@ -303,7 +303,7 @@ def front_door(gran: str, env: dict, run: dict, model_url: str) -> dict:
         _timed([CLI, "rollback", "--gran", gran], env)
         info = requests_json(f"{front}/version")
         victim = info["upstream"]
-        kill_server(env, gran, victim)
+        kill(server_pids(env, gran, victim))
         deadline = time.monotonic() + 120
         while requests_json(f"{front}/version")["upstream"] == victim:
             if time.monotonic() > deadline:
@@ -352,10 +352,15 @@ def _with_descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_server(env: dict, gran: str, url: str) -> None:
-    """SIGKILL the model server answering at ``url``: its daemon and its uvicorn."""
+def server_pids(env: dict, gran: str, url: str) -> list[int]:
+    """The processes of the model server answering at ``url``: its daemon and its
+    uvicorn (found through ZenML's records: a CLI-sized start, seconds)."""
     _, out = _timed([PY, "-c", SERVER_PID, gran, url], env)
-    for pid in _with_descendants(int(out.strip().splitlines()[-1])):
+    return _with_descendants(int(out.strip().splitlines()[-1]))
+
+
+def kill(pids: list[int]) -> None:
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
@@ -369,6 +374,7 @@ def fresh_home(gran: str) -> tuple[Path, dict, dict]:
         "ZENML_ANALYTICS_OPT_IN": "false",
         "ZENML_AUTO_OPEN_DASHBOARD": "false",
         "CRYPTOCAST_CONFIG_DIR": str(home),  # the CLI reads <home>/<gran>.yaml
+        "DATABASE_URL": f"sqlite:///{home}/forecasts.db",  # not the checkout's forecasts
     }
     for g in ("hour", "day"):  # both: `cryptocast status` reads both
         cfg = yaml.safe_load((ROOT / "configs" / f"{g}.yaml").read_text())
@@ -679,8 +685,9 @@ def loops(gran: str) -> dict:
         payload = {"records": [{"pair": "BTC/USDT", "horizon": 1}]}
         with Poller(f"{front}/forecast", payload) as poll:
             time.sleep(1)
+            pids = server_pids(env, gran, model_url)  # first: finding them takes seconds
             killed = time.perf_counter()
-            kill_server(env, gran, model_url)
+            kill(pids)
             deadline = time.monotonic() + 120
             while requests_json(f"{front}/version")["upstream"] == model_url:
                 if time.monotonic() > deadline:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +19,7 @@ import pytest
 import yaml
 
 from cryptocast.paths import REPO_ROOT as ROOT
+from scripts.screenshot import CHROMEDRIVER, CHROMIUM, chromium, free_port  # noqa: F401
 
 SHARED_DATA = ROOT.parent / "shared" / "data" / "cryptodatadownload"
 CLI = str(Path(sys.executable).parent / "cryptocast")
@@ -36,6 +35,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{home}/forecasts.db"
     os.environ["CRYPTOCAST_METRICS_DIR"] = f"{home}/metrics"
     os.environ.pop("CRYPTOCAST_FAILPOINT", None)
+    config.stash[STRAYS] = {p for p in STRAY_FILES if p.exists()}
+
+
+# files that MLflow or ZenML create in the working directory when code uses them without
+# the project's stores (a test that mocks the setup away): none may appear in the checkout
+STRAY_FILES = (ROOT / "mlflow.db", ROOT / "mlruns")
+STRAYS = pytest.StashKey[set]()
 
 
 # the two longest test modules (minutes each) start first, one on each worker of `make
@@ -154,55 +160,11 @@ def small_config(gran: str, tmp: Path, *, serve: bool, deploy: dict | None = Non
     return path
 
 
-# Debian's chromium + chromium-driver; GitHub's Ubuntu runners ship google-chrome and a
-# matching driver under $CHROMEWEBDRIVER
-CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "google-chrome"))), None)
-CHROMEDRIVER = shutil.which("chromedriver") or shutil.which(
-    "chromedriver", path=os.environ.get("CHROMEWEBDRIVER", "")
-)
-# flags for a headless Chromium on a machine without a display or internet
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
-
 def need_browser() -> None:
     """Skip, saying why, unless headless Chromium and its driver are installed."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("chromium and chromedriver not found (Debian: chromium chromium-driver)")
     pytest.importorskip("selenium")
-
-
-@contextlib.contextmanager
-def chromium(window: str = "1400,900"):
-    """A headless Chromium driven by Selenium, closed afterwards."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={window}")
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield browser
-    finally:
-        browser.quit()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_front_doors(base: Path) -> None:
@@ -219,6 +181,16 @@ def stop_front_doors(base: Path) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     stop_front_doors(session.config._tmp_path_factory.getbasetemp())
+    if hasattr(session.config, "workerinput"):
+        return  # the controller checks once, after every worker
+    new = [p.name for p in STRAY_FILES if p.exists() and p not in session.config.stash[STRAYS]]
+    if new:
+        session.config.get_terminal_writer().line(
+            f"\nerror: the tests wrote {new} into the checkout (MLflow used without the "
+            "session's stores)",
+            red=True,
+        )
+        session.exitstatus = 1
 
 
 def cli_env(config_dir: Path) -> dict[str, str]:

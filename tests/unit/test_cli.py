@@ -87,6 +87,7 @@ def _failing_training(monkeypatch, rejected: bool, fails: bool = True):
     monkeypatch.setattr(pipelines.training, "run_training", fail)
     monkeypatch.setattr(infra.stack, "ensure_stack", lambda: [])
     monkeypatch.setattr(runs, "fail_orphans", lambda cfg, why: [])
+    monkeypatch.setattr(runs, "retire_orphan_servers", lambda cfg: [])
     monkeypatch.setattr(retrain, "rejected_since", lambda cfg, started_ms: rejected)
     monkeypatch.setattr(cli.train, "granularity_lock", lambda cfg, what: _NoLock())
 
