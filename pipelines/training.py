@@ -33,9 +33,7 @@ CACHE_POLICY = CachePolicy(cache_func="cryptocast.provenance.code_fingerprint")
 
 # A failed step ends the run at once with its own exception (a user error stays one, for
 # the command line to report as such), instead of a "Skipping step" line per later step.
-@pipeline(
-    name=TRAINING_PIPELINE, cache_policy=CACHE_POLICY, execution_mode=ExecutionMode.FAIL_FAST
-)
+@pipeline(name=TRAINING_PIPELINE, cache_policy=CACHE_POLICY, execution_mode=ExecutionMode.FAIL_FAST)
 def training(
     config: dict,
     source: str | None = None,

@@ -304,11 +304,7 @@ def front_door(gran: str, env: dict, run: dict, model_url: str) -> dict:
         info = requests_json(f"{front}/version")
         victim = info["upstream"]
         kill(server_pids(env, gran, victim))
-        deadline = time.monotonic() + 120
-        while requests_json(f"{front}/version")["upstream"] == victim:
-            if time.monotonic() > deadline:
-                raise SystemExit("the killed model server was not replaced")
-            time.sleep(0.5)
+        wait_replaced(front, victim)
         time.sleep(2)
     out["during_releases_and_crash"] = during.summary(
         clients=2, events=["promote", "rollback", "rollback", "kill model server"]
@@ -357,6 +353,15 @@ def server_pids(env: dict, gran: str, url: str) -> list[int]:
     uvicorn (found through ZenML's records: a CLI-sized start, seconds)."""
     _, out = _timed([PY, "-c", SERVER_PID, gran, url], env)
     return _with_descendants(int(out.strip().splitlines()[-1]))
+
+
+def wait_replaced(front: str, victim: str, timeout_s: float = 120) -> None:
+    """Until the front door at ``front`` answers from another server than ``victim``."""
+    deadline = time.monotonic() + timeout_s
+    while requests_json(f"{front}/version")["upstream"] == victim:
+        if time.monotonic() > deadline:
+            raise SystemExit("the killed model server was not replaced")
+        time.sleep(0.2)
 
 
 def kill(pids: list[int]) -> None:
@@ -688,11 +693,7 @@ def loops(gran: str) -> dict:
             pids = server_pids(env, gran, model_url)  # first: finding them takes seconds
             killed = time.perf_counter()
             kill(pids)
-            deadline = time.monotonic() + 120
-            while requests_json(f"{front}/version")["upstream"] == model_url:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the killed model server was not replaced")
-                time.sleep(0.2)
+            wait_replaced(front, model_url)
             time.sleep(1)
         # a request sent after the kill waits (restart_wait_s) for the replacement
         back = poll.first(killed)

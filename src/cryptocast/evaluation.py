@@ -163,7 +163,11 @@ def provenance_guard(
         return Guard(False, note=f"{v} was trained on {champion.describe()}; real data replaces it")
     note = None
     if run.until:
-        note = f"backfill run (data until {run.until}) released by a person's decision"
+        # allowed, not done: the rules below still decide (a KEEP must not read "released")
+        note = (
+            f"backfill run (data until {run.until}): a person allowed it to replace the "
+            "champion if it earns it (PROMOTE_BACKFILL=1)"
+        )
     return Guard(True, note=note)
 
 

@@ -185,6 +185,7 @@ def test_bonferroni_counts_the_learned_candidates():
 
 REAL = Provenance(kind="files")
 SAMPLE = Provenance(kind="sample")
+BACKFILL = Provenance(kind="files", until="2021-01-01")
 
 
 @pytest.mark.parametrize(
@@ -261,3 +262,15 @@ def test_a_champion_of_other_data_is_named_not_called_absent():
     assert d.action == "promote"
     assert d.reasons[0].startswith("champion v1 is not compared on this data")
     assert "real data replaces it" in d.reasons[1]
+
+
+def test_a_kept_backfill_run_does_not_read_as_released():
+    """It said "released by a person's decision" under a KEEP."""
+    guard = provenance_guard(BACKFILL, REAL, "1", promote_backfill=True)
+    champ = champion(BTC=0.905, ETH=1.905)
+    ev = evaluation(noise=0.05, BTC={"naive": 1.0, "lgbm": 0.9}, ETH={"naive": 2.0, "lgbm": 1.9})
+    d = decide(ev, champ, version="1", guard=guard)
+    assert d.action == "keep"
+    assert not any("released" in r for r in d.reasons)
+    assert d.reasons[-1].endswith("a person allowed it to replace the champion if it earns it "
+                                  "(PROMOTE_BACKFILL=1)")  # fmt: skip

@@ -61,12 +61,15 @@ def test_trim_history_per_pair():
     assert out.groupby("pair").size().to_dict() == {"BTC/USDT": 10, "ETH/USDT": 10}
 
 
-def test_until_keeps_the_history_before_it(tmp_path):
+def test_until_keeps_the_history_before_it(tmp_path, caplog):
     frame = make_ohlcv("BTC/USDT", periods=300)
     frame.to_csv(tmp_path / "btc.csv", index=False)
     until = frame["timestamp"].iloc[199]
     cfg = files_config(tmp_path, history=100, until=until.isoformat())
+    caplog.set_level("INFO", "cryptocast.data.sources")
     loaded = load_ohlcv(cfg)
+    # a load that keeps fewer candles than the file holds says how many and why
+    assert "files: BTC/USDT: 200 candles read, the last 100 kept (data.history: 100" in caplog.text
     assert loaded.frame["timestamp"].iloc[-1] == until
     assert len(loaded.frame) == 100  # the full history before the cut, not after it
     assert loaded.details["end"] == str(until)

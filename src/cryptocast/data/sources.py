@@ -145,7 +145,13 @@ def _load(
         frame = scan.frame
         if cfg.data.end is not None:  # "as of" a date: the history before it
             frame = frame[frame["timestamp"] <= pd.Timestamp(cfg.data.end).tz_convert("UTC")]
+        read = frame.groupby("pair").size()
         frame = trim_history(frame, cfg.data.history, cfg.freq)
+        for pair, n in frame.groupby("pair").size().items():
+            if n < read[pair]:
+                log.info("files: %s: %d candles read, the last %d kept (data.history: %d "
+                         "candles up to its last one%s)", pair, read[pair], n, cfg.data.history,
+                         f", until {cfg.data.end}" if cfg.data.end else "")  # fmt: skip
         details = {
             "dir": str(cfg.data.data_dir),
             "used": scan.used,
