@@ -9,6 +9,7 @@ same file (none for a user error: the file holds real errors only).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -45,6 +46,9 @@ def exit_status(exc: BaseException) -> int:
     return USER_EXIT if isinstance(exc, UserError) else BUG_EXIT
 
 
+KEPT = "_cryptocast_traceback_kept"  # set on an exception whose traceback is in ERROR_LOG
+
+
 def keep_traceback(text: str) -> Path:
     """Append ``text`` with the time and command line to :data:`ERROR_LOG`."""
     ERROR_LOG.parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +60,11 @@ def keep_traceback(text: str) -> Path:
 class _TracebackToFile(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and not debug():
-            if not isinstance(record.exc_info[1], UserError):  # the log holds real errors
+            exc = record.exc_info[1]
+            if not isinstance(exc, UserError) and not getattr(exc, KEPT, False):
                 keep_traceback("".join(traceback.format_exception(*record.exc_info)))
+                with contextlib.suppress(AttributeError):  # kept once, not again at the exit
+                    setattr(exc, KEPT, True)
             record.exc_info, record.exc_text = None, None
         return True
 

@@ -16,16 +16,18 @@ from cryptocast.paths import granularity_config
 
 
 def failed(exc: BaseException, t0: float) -> NoReturn:
-    """End a training run that failed (not a user's error): one loud line, exit 1; the
-    step's report is above, the traceback in the error log (printed with --debug)."""
+    """End a training run that failed (not a user's error): one loud line naming the
+    error log that holds its traceback (printed with --debug), exit 1."""
     if debug():
         raise exc  # cli.main keeps it in the error log
-    from cli.errors import keep_traceback
+    from cli.errors import ERROR_LOG, KEPT, keep_traceback
 
-    keep_traceback("".join(traceback.format_exception(exc)))
+    if not getattr(exc, KEPT, False):  # a failed step's was kept when ZenML logged it
+        keep_traceback("".join(traceback.format_exception(exc)))
     click.secho(
-        f"\ntraining pipeline FAILED after {time.perf_counter() - t0:.1f}s: {exc}"
-        "\n(the failing step's report is printed above)",
+        f"\ntraining pipeline FAILED after {time.perf_counter() - t0:.1f}s: "
+        f"{type(exc).__name__}: {exc}\n(unexpected: the traceback is in {ERROR_LOG}; run "
+        "again with --debug or CRYPTOCAST_DEBUG=1 to print it)",
         fg="red",
         err=True,
     )

@@ -198,10 +198,11 @@ def served_model(candidate: str, kind: str) -> str:
 
 def version_label(models: dict[str, str]) -> str:
     """A version in words from its pairs' :func:`served_model`: ``baseline: random walk``
-    when every pair is served by it, else ``learned: BTC/USDT lightgbm, ...``."""
+    when every pair is served by it, else ``BTC/USDT lightgbm, ETH/USDT random walk``."""
     if models and all(m == BASELINE_LABEL for m in models.values()):
         return BASELINE_LABEL
-    return "learned: " + ", ".join(f"{p} {m}" for p, m in sorted(models.items()))
+    named = {p: "random walk" if m == BASELINE_LABEL else m for p, m in models.items()}
+    return ", ".join(f"{p} {m}" for p, m in sorted(named.items()))
 
 
 DataKind = Literal["exchange", "files", "sample", "scenario"]

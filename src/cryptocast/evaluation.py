@@ -340,9 +340,14 @@ def promotion_decision(
             if not passed:
                 return decide("promote", "no champion yet: serving the calibrated random walk")
             return decide("promote", f"no champion yet; learned models pass for {passed}")
+        why = (
+            "serves none of this run's pairs"
+            if guard is None or guard.rescore
+            else "is not compared on this data (below)"
+        )
         return decide(
             "promote",
-            f"champion v{champion_version} is not compared on this data (below); "
+            f"champion v{champion_version} {why}; "
             + (f"learned models pass for {passed}" if passed else "the random walk replaces it"),
         )
     if len(common) < len(pairs):

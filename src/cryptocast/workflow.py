@@ -268,11 +268,12 @@ def merge_evaluations(parts: Sequence[Evaluation], cfg: Settings) -> Evaluation:
 
 def rescore(
     clean: pd.DataFrame, forecasters: dict[str, Forecaster], cfg: Settings, label: str
-) -> Evaluation:
+) -> Evaluation | None:
     """Backtest already-fitted forecasters (the champion's, one per pair, named ``label``)
-    on this run's windows; pairs this run does not cover are left out."""
+    on this run's windows; pairs this run does not cover are left out, and None when it
+    covers none of them (nothing to compare)."""
     models = {p: {label: fc} for p, fc in forecasters.items() if p in cfg.pairs}
-    return _evaluate(models, clean, cfg)
+    return _evaluate(models, clean, cfg) if models else None
 
 
 def decide(

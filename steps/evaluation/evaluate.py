@@ -85,7 +85,12 @@ def evaluate(
             limit_threads(cfg)
             bundle = registry.load_version_bundle(name, champion_version)
             champion = rescore(clean, bundle.forecasters, cfg, "champion")
-            print(f"evaluate: champion v{champion_version} re-scored on this window")
+            print(
+                f"evaluate: champion v{champion_version} re-scored on this window"
+                if champion is not None
+                else f"evaluate: champion v{champion_version} serves none of {cfg.pairs}: "
+                "nothing to re-score"
+            )
     decision = decide(ev, cfg, champion=champion, champion_version=champion_version, guard=guard)
     _log_metrics(ev.scores, decision)
     _log_plots(ev, decision, cfg)

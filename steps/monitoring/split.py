@@ -34,5 +34,12 @@ def split(
         f"monitor: champion v{champion['version']}, origins {champion['origins']}, "
         f"recent candles {champion['recent_candles']}"
     )
+    if recent.empty:  # say why: the data ends before the champion's last candle
+        last = ohlcv.groupby("pair")["timestamp"].max()
+        print(
+            "monitor: no candle after the champion's origin: the data ends at "
+            + ", ".join(f"{p} {last[p]:%Y-%m-%d %H:%M}" for p in origins if p in last.index)
+            + " (monitoring scores what happened after the champion was trained)"
+        )
     tag_run({"granularity": cfg.granularity, "champion_version": champion["version"]})
     return reference, recent, champion

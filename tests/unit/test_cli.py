@@ -161,11 +161,34 @@ def test_a_data_error_in_a_step_exits_2_with_its_reason_last(monkeypatch, capsys
     assert (ERROR_LOG.read_text() if ERROR_LOG.exists() else "") == before
 
 
-def test_a_crashed_training_run_exits_1(monkeypatch):
+def test_a_crashed_training_run_exits_1_naming_where_its_traceback_went(monkeypatch):
+    """It said "(the failing step's report is printed above)" with nothing above, and
+    the error log got the traceback twice (ZenML's log of the step, then the exit)."""
+    import logging
+
+    import pipelines.training
+    from cli.errors import ERROR_LOG, STEP_FAILURE_LOGGERS
+
     _failing_training(monkeypatch, rejected=False)
+    monkeypatch.delenv("CRYPTOCAST_DEBUG", raising=False)
+
+    def crash(*_a, **_k):
+        try:
+            raise ValueError("No objects to concatenate")
+        except ValueError:  # what ZenML's orchestrator does with a failed step
+            logging.getLogger(STEP_FAILURE_LOGGERS[0]).exception("Step evaluate failed.")
+            raise
+
+    monkeypatch.setattr(pipelines.training, "run_training", crash)
+    before = ERROR_LOG.read_text().count("\n--- ") if ERROR_LOG.exists() else 0
     out = CliRunner().invoke(cli, ["train", "--gran", "hour", "--data", "sample"])
     assert out.exit_code == 1
-    assert "FAILED" in out.output
+    assert "FAILED after" in out.output
+    assert (
+        f"ValueError: No objects to concatenate\n(unexpected: the traceback is in {ERROR_LOG}"
+        in (out.output)
+    )
+    assert ERROR_LOG.read_text().count("\n--- ") == before + 1
 
 
 def test_promote_backfill_needs_a_backfill_run():

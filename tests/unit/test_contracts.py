@@ -70,5 +70,5 @@ def test_a_version_in_words():
     assert version_label({"BTC/USDT": BASELINE_LABEL, "ETH/USDT": BASELINE_LABEL}) == BASELINE_LABEL
     assert (
         version_label({"ETH/USDT": BASELINE_LABEL, "BTC/USDT": served_model("lgbm", "lightgbm")})
-        == "learned: BTC/USDT lgbm, ETH/USDT baseline: random walk"
+        == "BTC/USDT lgbm, ETH/USDT random walk"
     )

@@ -274,3 +274,19 @@ def test_a_kept_backfill_run_does_not_read_as_released():
     assert not any("released" in r for r in d.reasons)
     assert d.reasons[-1].endswith("a person allowed it to replace the champion if it earns it "
                                   "(PROMOTE_BACKFILL=1)")  # fmt: skip
+
+
+def test_a_champion_serving_none_of_the_pairs_is_replaced_not_rescored():
+    """A day run on BTC/USD over a BTC/USDT+ETH/USDT champion crashed in evaluate
+    ("No objects to concatenate")."""
+    from cryptocast.config import apply_overrides
+    from cryptocast.evaluation import Guard
+    from cryptocast.workflow import rescore
+    from tests.conftest import raw_config
+
+    cfg = apply_overrides(raw_config("hour"), pairs=["BTC/USD"])
+    assert rescore(pd.DataFrame(), {"BTC/USDT": object(), "ETH/USDT": object()}, cfg, "c") is None
+    d = promotion_decision(*S, baseline="naive", gates=GATES, granularity="hour", lags=3,
+                           champion_version="4", guard=Guard(rescore=True))  # fmt: skip
+    assert d.action == "promote"
+    assert d.reasons[0].startswith("champion v4 serves none of this run's pairs; learned models")
