@@ -44,6 +44,7 @@ def _state(gran: str) -> dict:
 
     cfg = settings(gran)
     name = cfg.deploy.model_name
+    training = _training(cfg)  # first: it stops a killed release's server, never listed here
     champion = registry.alias_version(name)
     svc = deployer.running(name, champion) if champion else deployer.running(name)
     front = frontdoor.status(cfg)
@@ -56,7 +57,7 @@ def _state(gran: str) -> dict:
         "front_door": front["url"] if front else None,
         "model_server": svc.prediction_url if svc else None,
         "model_server_version": svc.config.registry_model_version if svc else None,
-        "training": _training(cfg),
+        "training": training,
         "published": published_version(cfg.deploy.models_dir),
         "models_dir": str(cfg.deploy.models_dir),
     }

@@ -122,8 +122,8 @@ class RegistryChampions:
         models_dir = self.cfg.deploy.models_dir
         manifest = published_manifest(models_dir)
         if manifest is not None and manifest.model_version == identity.version:
+            out["label"] = manifest.label
             for pair, e in manifest.pairs.items():
-                out["label"] = manifest.label
                 out["backtest"][pair] = {
                     "candidate": e.candidate,
                     "model": served_model(e.candidate, e.kind),

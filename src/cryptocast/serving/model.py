@@ -102,6 +102,7 @@ class CryptocastModel(PythonModel):
             self.bundle.manifest.model_version = str(version)
         self.cached = {pair: self.bundle.forecast(pair) for pair in self.bundle.pairs}
         m = self.bundle.manifest
+        self.models = {p: served_model(e.candidate, e.kind) for p, e in m.pairs.items()}
         self.metrics = (
             telemetry.service_metrics(m.granularity, m.model_name, m.model_version)
             if in_server
@@ -132,9 +133,10 @@ class CryptocastModel(PythonModel):
         for col in TIME_COLUMNS:
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         m = self.bundle.manifest
-        models = {p: served_model(e.candidate, e.kind) for p, e in m.pairs.items()}
         return out.assign(
-            model_name=m.model_name, run_id=m.mlflow_run_id or "", model=out["pair"].map(models)
+            model_name=m.model_name,
+            run_id=m.mlflow_run_id or "",
+            model=out["pair"].map(self.models),
         )
 
 
