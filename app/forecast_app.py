@@ -3,8 +3,8 @@
 Per pair, the recent closes the champion knows with its forecast and its calibrated 80%
 and 90% quantile bands; the champion's version, when and on what data it was trained, its
 backtest against naive, its live accuracy from monitoring, and every version with its
-latest promotion and reason. It reads only through
-the front door (``cryptocast.client``) and the forecasts database (``cryptocast.store``).
+latest promotion and reason. It reads only through the front door
+(``cryptocast.serving.client``) and the forecasts database (``cryptocast.delivery.store``).
 
     streamlit run app/forecast_app.py -- --gran hour
 """
@@ -20,11 +20,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import streamlit as st
 
-from cryptocast import store
-from cryptocast.client import ClientError, ForecastClient
 from cryptocast.config import load_settings
 from cryptocast.contracts import BASELINE_LABEL
+from cryptocast.delivery import store
 from cryptocast.paths import granularity_config
+from cryptocast.serving.client import ClientError, ForecastClient
 
 
 def _args() -> argparse.Namespace:

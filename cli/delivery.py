@@ -14,7 +14,7 @@ from cli.common import (
     use_stack,
 )
 from cli.errors import Refused
-from cryptocast.bundle import MANIFEST
+from cryptocast.serving.bundle import MANIFEST
 
 
 def _training(cfg) -> str:
@@ -38,8 +38,8 @@ def _training(cfg) -> str:
 
 def _state(gran: str) -> dict:
     """What is served for ``gran``, as data (``status --json``)."""
-    from cryptocast import registry
-    from cryptocast.release import published_version
+    from cryptocast.delivery import registry
+    from cryptocast.delivery.release import published_version
     from infra import deployer, frontdoor
 
     cfg = settings(gran)
@@ -92,7 +92,7 @@ def status(as_json: bool) -> None:
     """What is served: champion, front door address, model server, unfinished releases."""
     import json
 
-    from cryptocast import store
+    from cryptocast.delivery import store
 
     use_stack()
     states = [_state(gran) for gran in GRANULARITIES]
@@ -113,12 +113,12 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
     """Ask the front door for a forecast and print it as a table."""
     import pandas as pd
 
-    from cryptocast.client import ForecastClient
+    from cryptocast.serving.client import ForecastClient
     from infra import frontdoor
 
     cfg = settings(gran)
     if frontdoor.status(cfg) is None:
-        from cryptocast import registry
+        from cryptocast.delivery import registry
 
         use_stack()
         if registry.alias_version(cfg.deploy.model_name) is None:
@@ -155,8 +155,8 @@ def _change_champion(
 ) -> None:
     """Shared by promote and rollback: make ``version`` the champion and serve it."""
     from cryptocast.contracts import ReconcileRecord
-    from cryptocast.release import ReleaseError
-    from infra.release import release_for
+    from cryptocast.delivery.release import ReleaseError
+    from infra.release_adapters import release_for
     from infra.tracking import record_event
 
     use_stack()
@@ -202,7 +202,7 @@ def rollback(gran: str, version: str | None, reason: str, as_json: bool) -> None
 @json_option
 def serve(gran: str, as_json: bool) -> None:
     """Start, or restart without downtime, the champion's server; heal files and forecasts."""
-    from infra.release import release_for
+    from infra.release_adapters import release_for
 
     use_stack()
     cfg = settings(gran)
@@ -232,7 +232,7 @@ def stop(gran: str) -> None:
 @gran_option
 def front(gran: str) -> None:
     """Start the stable front door of GRAN in the background (if it is not running)."""
-    from cryptocast.client import ClientError, ForecastClient
+    from cryptocast.serving.client import ClientError, ForecastClient
     from infra import frontdoor
 
     cfg = settings(gran)
@@ -287,7 +287,7 @@ FORECAST_TABLE = (
 @click.option("--all", "show_all", is_flag=True, help="Every stored row, not only the latest.")
 def forecasts(gran: str, show_all: bool) -> None:
     """The forecasts stored in the database ($DATABASE_URL, default SQLite)."""
-    from cryptocast import store
+    from cryptocast.delivery import store
 
     engine = store.connect()
     name = settings(gran).deploy.model_name
@@ -306,7 +306,7 @@ def metrics(gran: str, manifests: tuple[str, ...], out: str | None) -> None:
     from pathlib import Path
 
     from cryptocast.contracts import Manifest
-    from cryptocast.reports import metrics_markdown
+    from cryptocast.modeling.reports import metrics_markdown
 
     paths = [Path(m) for m in manifests] or [settings(gran).deploy.models_dir / MANIFEST]
     missing = [str(p) for p in paths if not p.exists()]
@@ -323,8 +323,8 @@ def metrics(gran: str, manifests: tuple[str, ...], out: str | None) -> None:
 @gran_option
 def versions(gran: str) -> None:
     """Registered model versions with aliases and tags."""
-    from cryptocast import registry
     from cryptocast.contracts import LABEL_TAG, MODEL_TAG_PREFIX
+    from cryptocast.delivery import registry
 
     use_stack()
     table = registry.version_table(settings(gran).deploy.model_name)

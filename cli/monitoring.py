@@ -66,7 +66,7 @@ def shift_data(
 
     from cryptocast.data.scenarios import write_shifted
     from cryptocast.data.sources import load_ohlcv
-    from cryptocast.validation import validate
+    from cryptocast.data.validation import validate
 
     cfg = settings(gran, **data_overrides("files", data_dir, pairs), until=until)
     clean, _ = validate(load_ohlcv(cfg).frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
@@ -85,7 +85,7 @@ def shift_data(
 )
 def exporter(port: int, ttl: float) -> None:
     """Prometheus metrics of the served models and the system, on 127.0.0.1:PORT/metrics."""
-    from cryptocast.exporter import serve
+    from cryptocast.observability.exporter import serve
     from infra.exporter_state import granularity_state
 
     use_stack()

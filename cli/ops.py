@@ -34,7 +34,7 @@ def setup(kind: str) -> None:
         click.echo("\n".join(k8s.register(k8s.load_stack())) or "nothing to do")
         return
     if kind == "remote":
-        from cryptocast.remotestack import (
+        from infra.remotestack import (
             Layout,
             remote_settings_from_env,
             remote_settings_from_stack,
@@ -64,8 +64,8 @@ def setup(kind: str) -> None:
 def stack_up() -> None:
     """Start the production stack on 127.0.0.1 (MariaDB, PostgreSQL, SeaweedFS S3,
     MLflow server, ZenML server); what already runs is left alone."""
-    from cryptocast.remotestack import Endpoints
     from infra import prodstack
+    from infra.remotestack import Endpoints
 
     t0 = time.monotonic()
     done = prodstack.up(click.echo)

@@ -149,8 +149,8 @@ def report(
     out: str | None,
 ) -> None:
     """Backtest every candidate and write the accuracy report (nothing is promoted)."""
+    from cryptocast.modeling.reports import write_accuracy_report
     from cryptocast.paths import REPO_ROOT
-    from cryptocast.reports import write_accuracy_report
 
     cfg = settings(gran, config, **data_overrides(source, data_dir, pairs))
     path = Path(out) if out else REPO_ROOT / "reports" / f"accuracy-{gran}.md"

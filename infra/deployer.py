@@ -28,7 +28,8 @@ from zenml.services import (
 from zenml.services.service import BaseDeploymentService
 from zenml.utils.networking_utils import find_available_port
 
-from cryptocast import failpoints, registry
+from cryptocast import failpoints
+from cryptocast.delivery import registry
 from cryptocast.serving.client import ServingError, wait_until_serving
 from infra.model_server import ModelServer
 

@@ -1,7 +1,7 @@
 """What the Prometheus exporter reports about each granularity, gathered from the front
 door (is it ready), MLflow (registry aliases, the last training and monitoring runs) and
 the config (thresholds). An adapter: the metric families themselves are built by
-``cryptocast.telemetry.state_families``."""
+``cryptocast.observability.telemetry.state_families``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import urllib.request
 
 import mlflow
 
-from cryptocast import registry
 from cryptocast.config import Settings
-from cryptocast.monitoring import live_from_metrics
-from cryptocast.telemetry import GranularityState
+from cryptocast.delivery import registry
+from cryptocast.observability.monitoring import live_from_metrics
+from cryptocast.observability.telemetry import GranularityState
 from infra import frontdoor
 from infra.tracking import MONITORING_PIPELINE, TRAINING_PIPELINE
 

@@ -4,7 +4,7 @@
   found through a small state file beside ``models/<gran>_models`` (pid, port, and a token
   it echoes, so that another checkout's front door on the same port is never taken for
   ours), its log beside it (``models/.<gran>_models.front.log``);
-* :class:`FrontDoorProcess`: ``cryptocast.release.FrontDoor``: a release launches the front
+* :class:`FrontDoorProcess`: ``cryptocast.delivery.release.FrontDoor``: a release launches the front
   door before its model server starts and waits until it answers from the new server
   before it stops the old one.
 
@@ -168,7 +168,7 @@ def stop(cfg: Settings) -> int | None:
 
 @dataclass
 class FrontDoorProcess:
-    """``cryptocast.release.FrontDoor``: the front door follows a release."""
+    """``cryptocast.delivery.release.FrontDoor``: the front door follows a release."""
 
     cfg: Settings
 

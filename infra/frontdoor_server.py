@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptocast import registry
-from cryptocast.bundle import load_histories
 from cryptocast.config import Settings
 from cryptocast.contracts import LABEL_TAG, served_model
-from cryptocast.frontdoor.router import Identity
-from cryptocast.monitoring import live_from_metrics
-from cryptocast.release import published_manifest
+from cryptocast.delivery import registry
+from cryptocast.delivery.release import published_manifest
+from cryptocast.observability.monitoring import live_from_metrics
+from cryptocast.serving.bundle import load_histories
+from cryptocast.serving.frontdoor.router import Identity
 from infra import deployer
 from infra.exporter_state import last_run
 from infra.frontdoor import TOKEN_ENV
@@ -43,7 +43,7 @@ TRAINED_TAGS = (
 
 @dataclass
 class RegistryChampions:
-    """:class:`cryptocast.frontdoor.router.Champions` of one registered model.
+    """:class:`cryptocast.serving.frontdoor.router.Champions` of one registered model.
 
     The router asks for the champion and its servers every ``check_interval_s``. The
     champion is one registry query; the servers are listed again only when the records
@@ -162,16 +162,16 @@ class RegistryChampions:
 
 def run(cfg: Settings) -> None:
     """Serve the front door of ``cfg`` in this process until it is stopped."""
-    from cryptocast import telemetry
+    from cryptocast.observability import telemetry
 
     metrics = None
     if telemetry.multiprocess_metrics_dir() is not None:  # before prometheus_client loads
         metrics = telemetry.FrontDoorMetrics(cfg.granularity)
     import uvicorn
 
-    from cryptocast.frontdoor.app import create_app
-    from cryptocast.frontdoor.router import Router
-    from cryptocast.frontdoor.transport import HttpTransport
+    from cryptocast.serving.frontdoor.app import create_app
+    from cryptocast.serving.frontdoor.router import Router
+    from cryptocast.serving.frontdoor.transport import HttpTransport
     from infra.stack import configure_mlflow
 
     configure_mlflow()

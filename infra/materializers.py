@@ -15,9 +15,9 @@ from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.materializers.pandas_materializer import PandasMaterializer
 
 from cryptocast.contracts import pair_slug
-from cryptocast.forecasting import Forecaster
-from cryptocast.provenance import data_fingerprint
-from cryptocast.workflow import Candidates, Evaluation
+from cryptocast.delivery.provenance import data_fingerprint
+from cryptocast.modeling.backtest import Candidates, Evaluation
+from cryptocast.modeling.forecasting import Forecaster
 
 
 class HashedFrameMaterializer(PandasMaterializer):

@@ -1,7 +1,7 @@
 """``make stack-up`` / ``make stack-down``: the production stack, started here for real.
 
 On 127.0.0.1 only, from Debian's and PyPI's packages, with every byte under one directory
-(:class:`cryptocast.remotestack.Layout`, default ``.stack/``):
+(:class:`infra.remotestack.Layout`, default ``.stack/``):
 
 - MariaDB (``mariadbd``, a private instance: own datadir, socket and port), the ZenML
   server's database;
@@ -42,7 +42,7 @@ from pathlib import Path
 from cryptocast.locks import pid_alive
 from cryptocast.net import port_open
 from cryptocast.paths import REPO_ROOT
-from cryptocast.remotestack import (
+from infra.remotestack import (
     API_KEY,
     MLFLOW_ADMIN,
     MLFLOW_BUCKET,

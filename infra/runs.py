@@ -107,7 +107,7 @@ def retire_orphan_servers(cfg: Settings) -> list[str]:
     """Stop the model servers that a release killed before its commit left running (a
     version the registry does not know, serving a model nobody registered); call only
     while holding the granularity's lock. Returns them as ``<model> v<version>``."""
-    from cryptocast import registry
+    from cryptocast.delivery import registry
     from infra import deployer
 
     name = cfg.deploy.model_name

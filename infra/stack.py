@@ -17,7 +17,7 @@ import os
 from zenml.client import Client
 from zenml.enums import StackComponentType
 
-from cryptocast.remotestack import (
+from infra.remotestack import (
     ARTIFACT_STORE,
     MLFLOW_SECRET,
     REMOTE_STACK,
@@ -46,7 +46,7 @@ def ensure_stack() -> list[str]:
 
     The first call in a new ZenML home (``ZENML_CONFIG_PATH``) also creates its local
     store. With ``ZENML_STORE_API_KEY`` and the other variables of
-    :func:`cryptocast.remotestack.remote_settings_from_env` set (CI's secrets), the
+    :func:`infra.remotestack.remote_settings_from_env` set (CI's secrets), the
     remote stack on those servers instead."""
     from zenml.config.global_config import GlobalConfiguration
 

@@ -17,7 +17,7 @@ from zenml.enums import ExecutionMode
 from zenml.models import PipelineRunResponse
 
 from cryptocast.config import apply_overrides, load_run_config
-from cryptocast.workflow import shards
+from cryptocast.modeling.backtest import shards
 from infra import k8s
 from infra.stack import orchestrator_flavor
 from infra.tracking import TRAINING_PIPELINE, tracker_settings
@@ -28,7 +28,7 @@ from steps.training import fit
 
 # ZenML keys a step's cache on the step's own source; the logic lives in the package,
 # so its fingerprint is part of every cache key too.
-CACHE_POLICY = CachePolicy(cache_func="cryptocast.provenance.code_fingerprint")
+CACHE_POLICY = CachePolicy(cache_func="cryptocast.delivery.provenance.code_fingerprint")
 
 
 # A failed step ends the run at once with its own exception (a user error stays one, for

@@ -6,7 +6,7 @@ coverage and interval score, per pair on a fixed real dataset.
 
 A fixed window of the real hourly files in ../shared/data (BTC/USDT and ETH/USDT, the
 1,500 hours up to 2021-06-10 00:00 UTC), the hour config's candidates with fixed seeds,
-and the same decision (cryptocast.workflow.decide) as the pipeline.
+and the same decision (cryptocast.delivery.decisions.decide) as the pipeline.
 tests/realdata/test_regression.py fails
 when a change makes the chosen model's MASE, or the best learned model's, worse than the
 stored baseline by more than the tolerance (the chosen model may be the naive forecast
@@ -44,8 +44,9 @@ def measure(data_dir: Path = DATA) -> dict:
 
     from cryptocast.config import apply_overrides
     from cryptocast.data.sources import load_ohlcv
-    from cryptocast.validation import validate
-    from cryptocast.workflow import decide, fit_and_backtest
+    from cryptocast.data.validation import validate
+    from cryptocast.delivery.decisions import decide
+    from cryptocast.modeling.backtest import fit_and_backtest
 
     raw = yaml.safe_load((ROOT / "configs" / "hour.yaml").read_text())["parameters"]["config"]
     raw["data"]["history"] = 20_000

@@ -63,21 +63,21 @@ def plain(
     t_start = time.perf_counter()
     import mlflow
 
-    from cryptocast.bundle import write_bundle
     from cryptocast.config import load_settings
     from cryptocast.contracts import Manifest, PairEntry
     from cryptocast.data.sources import load_ohlcv
-    from cryptocast.registry import pyfunc_spec
-    from cryptocast.serving.client import wait_until_serving
-    from cryptocast.validation import validate
-    from cryptocast.workflow import (
+    from cryptocast.data.validation import validate
+    from cryptocast.delivery.decisions import decide
+    from cryptocast.delivery.registry import pyfunc_spec
+    from cryptocast.modeling.backtest import (
         close_series,
-        decide,
         evaluate_candidates,
         limit_threads,
         train_candidates,
         volume_series,
     )
+    from cryptocast.serving.bundle import write_bundle
+    from cryptocast.serving.client import wait_until_serving
 
     t = {"imports": time.perf_counter() - t_start}
     path = config or ROOT / "configs" / f"{gran}.yaml"
@@ -640,7 +640,7 @@ SERVER_START = """
 import json, sys, time
 import infra
 from infra import deployer
-from cryptocast import registry
+from cryptocast.delivery import registry
 from cryptocast.config import load_settings
 from cryptocast.paths import granularity_config
 from infra.stack import configure_mlflow

@@ -129,9 +129,9 @@ def main() -> None:
     args = parser.parse_args()
     if not (CHROMIUM and CHROMEDRIVER):
         sys.exit("error: chromium and chromedriver not found (Debian: chromium chromium-driver)")
-    from cryptocast.client import ClientError, ForecastClient
     from cryptocast.config import load_settings
     from cryptocast.paths import granularity_config
+    from cryptocast.serving.client import ClientError, ForecastClient
 
     cfg = load_settings(granularity_config(args.gran))
     front = f"http://{cfg.service.host}:{cfg.service.port}"

@@ -23,9 +23,13 @@ from pydantic import (
 
 from cryptocast.errors import UserError
 from cryptocast.paths import resolve
-from cryptocast.uncertainty import central_levels
 
 Source = Literal["auto", "binance", "files", "sample"]
+
+
+def central_levels(width: float) -> tuple[float, float]:
+    """The quantile levels bounding the central interval of ``width`` (0.8 -> 0.1, 0.9)."""
+    return round((1 - width) / 2, 10), round((1 + width) / 2, 10)
 
 
 class _Strict(BaseModel):
@@ -111,7 +115,7 @@ class ValidationSettings(_Strict):
 
 
 class CandidateSpec(_Strict):
-    """One entry of the candidate registry (see cryptocast.forecasting.CANDIDATES)."""
+    """One entry of the candidate registry (see cryptocast.modeling.forecasting.CANDIDATES)."""
 
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -167,7 +171,7 @@ class EvaluationSettings(_Strict):
 
 
 class Gates(_Strict):
-    """When a challenger may replace the champion (see cryptocast.evaluation)."""
+    """When a challenger may replace the champion (see cryptocast.modeling.evaluation)."""
 
     max_mase_ratio: float = Field(
         default=1.0,
@@ -235,11 +239,11 @@ class MonitoringSettings(_Strict):
     )
 
     def drift_limits(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`cryptocast.monitoring.drift`."""
+        """Keyword arguments of :func:`cryptocast.observability.monitoring.drift`."""
         return {"psi_limit": self.psi, "ks_pvalue": self.ks_pvalue, "min_recent": self.min_recent}
 
     def decision_limits(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`cryptocast.monitoring.retrain_decision`."""
+        """Keyword arguments of :func:`cryptocast.observability.monitoring.retrain_decision`."""
         return {
             "max_live_mase": self.max_live_mase,
             "min_scored": self.min_scored,

@@ -17,7 +17,7 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 OHLCV_COLUMNS = ("pair", "timestamp", *PRICE_COLUMNS, "volume")
 # origin: open time of the last candle the forecast is made from; target_time: the open
 # time of the candle it forecasts. Column -> type; the served model's MLflow signature is
-# derived from it (cryptocast.registry.SIGNATURE).
+# derived from it (cryptocast.delivery.registry.SIGNATURE).
 FORECAST_SCHEMA: dict[str, type] = {
     "pair": str,
     "origin": pd.Timestamp,
@@ -120,7 +120,7 @@ class SourceInfo(_Record):
 
 
 class DMTest(BaseModel):
-    """A Diebold-Mariano comparison (cryptocast.significance): the challenger's loss minus
+    """A Diebold-Mariano comparison (cryptocast.modeling.significance): the challenger's loss minus
     the other model's, per origin; negative ``mean_diff``/``stat`` favour the challenger."""
 
     n: int
@@ -282,7 +282,7 @@ class PairEntry(BaseModel):
     calibration: dict[str, list[float]] = Field(
         default_factory=dict,
         description="Quantile level -> normalised score quantile per step "
-        "(cryptocast.uncertainty); empty in bundles from before calibration.",
+        "(cryptocast.modeling.uncertainty); empty in bundles from before calibration.",
     )
 
 

@@ -11,7 +11,7 @@ from zenml import get_step_context, step
 from cryptocast.config import Settings
 from cryptocast.contracts import PairSpan, SourceInfo
 from cryptocast.data.sources import load_ohlcv
-from cryptocast.provenance import run_provenance
+from cryptocast.delivery.provenance import run_provenance
 from infra.materializers import HashedFrameMaterializer
 from infra.stack import TRACKER
 from infra.tracking import flatten, run_metadata, tag_run

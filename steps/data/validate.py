@@ -10,8 +10,8 @@ from zenml import step
 
 from cryptocast.config import Settings
 from cryptocast.contracts import SourceInfo
-from cryptocast.validation import DataValidationError
-from cryptocast.validation import validate as check
+from cryptocast.data.validation import DataValidationError
+from cryptocast.data.validation import validate as check
 from infra.materializers import HashedFrameMaterializer
 from infra.stack import TRACKER
 from infra.tracking import run_metadata

@@ -1,9 +1,9 @@
 """deploy: act on the decision, and nothing else.
 
 Promote: write the bundle, log it as an MLflow pyfunc, then release it
-(``cryptocast.release`` through ``infra.release``): start its server, register the version
-and move the ``champion`` alias (the commit), publish ``models/<gran>_models/``, store the
-forecasts, stop the older servers.
+(``cryptocast.delivery.release`` through ``infra.release_adapters``): start its server,
+register the version and move the ``champion`` alias (the commit), publish
+``models/<gran>_models/``, store the forecasts, stop the older servers.
 Keep / reject: nothing users see changes (files, registry, servers, database).
 """
 
@@ -18,8 +18,7 @@ import mlflow
 import pandas as pd
 from zenml import get_step_context, step
 
-from cryptocast import failpoints, registry
-from cryptocast.bundle import staging_dir, write_bundle
+from cryptocast import failpoints
 from cryptocast.config import Settings
 from cryptocast.contracts import (
     LABEL_TAG,
@@ -31,11 +30,13 @@ from cryptocast.contracts import (
     served_model,
     version_label,
 )
+from cryptocast.delivery import registry
+from cryptocast.delivery.provenance import data_provenance, run_provenance
 from cryptocast.locks import exclusive, lock_path
-from cryptocast.provenance import data_provenance, run_provenance
-from cryptocast.workflow import Candidates, close_series, volume_series
+from cryptocast.modeling.backtest import Candidates, close_series, volume_series
+from cryptocast.serving.bundle import staging_dir, write_bundle
 from infra import deployer
-from infra.release import release_for
+from infra.release_adapters import release_for
 from infra.stack import TRACKER
 from infra.tracking import run_metadata
 

@@ -12,14 +12,15 @@ import mlflow
 import pandas as pd
 from zenml import step
 
-from cryptocast import registry
 from cryptocast.config import Settings
 from cryptocast.contracts import Decision, pair_slug
-from cryptocast.evaluation import METRICS, provenance_guard
-from cryptocast.plots import forecast_vs_actual
-from cryptocast.provenance import data_provenance
-from cryptocast.reports import calibration_figure
-from cryptocast.workflow import Evaluation, decide, limit_threads, merge_evaluations, rescore
+from cryptocast.delivery import registry
+from cryptocast.delivery.decisions import decide, provenance_guard
+from cryptocast.delivery.provenance import data_provenance
+from cryptocast.modeling.backtest import Evaluation, limit_threads, merge_evaluations, rescore
+from cryptocast.modeling.evaluation import METRICS
+from cryptocast.modeling.plots import forecast_vs_actual
+from cryptocast.modeling.reports import calibration_figure
 from infra.stack import TRACKER
 from infra.tracking import run_metadata, tag_run
 

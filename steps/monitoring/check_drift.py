@@ -8,9 +8,9 @@ import mlflow
 import pandas as pd
 from zenml import step
 
-from cryptocast import monitoring
 from cryptocast.config import Settings
 from cryptocast.contracts import pair_slug
+from cryptocast.observability import monitoring
 from infra.stack import TRACKER
 
 

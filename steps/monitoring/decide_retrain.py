@@ -8,8 +8,8 @@ import mlflow
 import pandas as pd
 from zenml import step
 
-from cryptocast import monitoring
 from cryptocast.config import Settings
+from cryptocast.observability import monitoring
 from infra.stack import TRACKER
 from infra.tracking import run_metadata, tag_run
 

@@ -10,9 +10,11 @@ import mlflow
 import pandas as pd
 from zenml import step
 
-from cryptocast import monitoring, plots, store
 from cryptocast.config import Settings
 from cryptocast.contracts import pair_slug
+from cryptocast.delivery import store
+from cryptocast.modeling import plots
+from cryptocast.observability import monitoring
 from infra.stack import TRACKER
 
 

@@ -7,9 +7,9 @@ from typing import Annotated
 import pandas as pd
 from zenml import step
 
-from cryptocast import monitoring
-from cryptocast.bundle import load_bundle
 from cryptocast.config import Settings
+from cryptocast.observability import monitoring
+from cryptocast.serving.bundle import load_bundle
 from infra.stack import TRACKER
 from infra.tracking import tag_run
 

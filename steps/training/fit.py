@@ -13,7 +13,7 @@ from zenml import get_step_context, step
 
 from cryptocast import threads
 from cryptocast.config import Settings
-from cryptocast.workflow import Candidates, Evaluation, Shard, fit_and_backtest
+from cryptocast.modeling.backtest import Candidates, Evaluation, Shard, fit_and_backtest
 from infra.materializers import CandidatesMaterializer, EvaluationMaterializer
 from infra.stack import TRACKER
 

@@ -57,7 +57,7 @@ LADDER = {1: BTC, 2: BOTH, 3: THREE}
 
 def at_version(env, version: int, *, champion: bool = True) -> None:
     """Train until ``version`` is registered; with ``champion``, check it is the champion."""
-    from cryptocast import registry
+    from cryptocast.delivery import registry
     from infra.stack import configure_mlflow
 
     configure_mlflow()
@@ -71,7 +71,7 @@ def at_version(env, version: int, *, champion: bool = True) -> None:
 
 def snapshot(env) -> dict:
     """What users see: registry, files, database, and which version answers."""
-    from cryptocast import registry, store
+    from cryptocast.delivery import registry, store
     from infra import deployer
     from infra.stack import configure_mlflow
 
@@ -230,7 +230,7 @@ def test_rollback_twice_is_an_undo(env):
 def test_manual_promotion_is_recorded(env):
     import mlflow
 
-    from cryptocast import registry
+    from cryptocast.delivery import registry
 
     at_version(env, 2)
     cli(env, "promote", "--gran", "hour", "--version", "1", "--reason", "hotfix test")

@@ -111,7 +111,7 @@ def _counter(name: str, granularity: str = "hour") -> float:
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from cryptocast import exporter
+    from cryptocast.observability import exporter
     from cryptocast.paths import metrics_dir
 
     text = generate_latest(exporter.registry(list, metrics_dir())).decode()
@@ -124,7 +124,8 @@ def _counter(name: str, granularity: str = "hour") -> float:
 
 
 def test_zero_failed_requests_across_releases_and_a_crash(front):
-    from cryptocast import registry, telemetry
+    from cryptocast.delivery import registry
+    from cryptocast.observability import telemetry
     from infra import deployer
     from infra.stack import configure_mlflow
 

@@ -66,7 +66,7 @@ def hour_run(stack, tmp_path_factory):
 def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
     import mlflow
 
-    from cryptocast import registry
+    from cryptocast.delivery import registry
     from infra import deployer
 
     tmp, _, run = hour_run
@@ -115,7 +115,7 @@ def test_hour_pipeline_tracks_registers_serves_and_writes_files(hour_run):
     assert all(len(q) == 24 for q in calibration.values())
     assert manifest["provenance"]["kind"] == "sample"
 
-    from cryptocast import store
+    from cryptocast.delivery import store
 
     rows = store.read_forecasts(store.connect(), "hour", "cryptocast-hour")
     rows = rows[rows["model_version"] == "1"]
@@ -159,9 +159,9 @@ def test_exporter_reports_the_served_champion(hour_run):
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from cryptocast import exporter
     from cryptocast.config import load_settings
-    from cryptocast.telemetry import METRICS_DIR_ENV
+    from cryptocast.observability import exporter
+    from cryptocast.observability.telemetry import METRICS_DIR_ENV
     from infra.exporter_state import granularity_state
 
     _, cfg_path, _ = hour_run
@@ -189,7 +189,7 @@ def test_exporter_reports_the_served_champion(hour_run):
 def test_second_run_is_cached_and_keeps_the_champion(hour_run):
     from zenml.client import Client
 
-    from cryptocast import registry
+    from cryptocast.delivery import registry
     from infra import deployer
 
     _, cfg, _ = hour_run
@@ -207,8 +207,8 @@ def test_second_run_is_cached_and_keeps_the_champion(hour_run):
 
 @pytest.mark.realdata
 def test_corrupted_file_fails_and_changes_nothing(hour_run, shared_data, tmp_path):
-    from cryptocast import registry
-    from cryptocast.validation import DataValidationError
+    from cryptocast.data.validation import DataValidationError
+    from cryptocast.delivery import registry
     from infra import deployer
 
     tmp, _, _ = hour_run
@@ -237,7 +237,7 @@ def test_corrupted_file_fails_and_changes_nothing(hour_run, shared_data, tmp_pat
 def test_day_pipeline_on_sample_data(stack, tmp_path):
     import mlflow
 
-    from cryptocast import registry
+    from cryptocast.delivery import registry
 
     run = run_pipeline(small_config("day", tmp_path, serve=False, source="sample"))
     r = mlflow_run(str(run.id), "cryptocast-day")

@@ -33,7 +33,7 @@ NAME = "cryptocast-hour-remote"
 
 
 def _stack_env() -> dict[str, str]:
-    from cryptocast.remotestack import Ports
+    from infra.remotestack import Ports
 
     # PostgreSQL runs as `postgres` when the tests run as root: a directory it can reach
     root = Path(tempfile.mkdtemp(prefix="cryptocast-stack-"))
@@ -57,8 +57,8 @@ def _client(stack_env: dict[str, str], base: Path, name: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from cryptocast.remotestack import Layout, StackError, read_credentials
     from infra import prodstack
+    from infra.remotestack import Layout, StackError, read_credentials
 
     try:
         prodstack.binaries()

@@ -22,7 +22,7 @@ def _decision(run) -> dict:
 
 
 def test_offline_and_backfill_runs_never_replace_a_real_data_champion(shared_data, tmp_path):
-    from cryptocast import registry
+    from cryptocast.delivery import registry
     from infra.stack import configure_mlflow, ensure_stack
 
     ensure_stack()

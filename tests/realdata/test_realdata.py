@@ -4,7 +4,7 @@ import pytest
 
 from cryptocast.config import apply_overrides
 from cryptocast.data.sources import load_ohlcv
-from cryptocast.validation import validate
+from cryptocast.data.validation import validate
 from tests.conftest import raw_config
 
 pytestmark = pytest.mark.realdata
@@ -40,7 +40,7 @@ def test_the_whole_hourly_file_is_rejected_for_its_old_dirt(shared_data):
     raw = raw_config("hour")
     raw["data"]["history"] = 40_000
     cfg = apply_overrides(raw, source="files", data_dir=str(shared_data), pairs=["BTC/USDT"])
-    from cryptocast.validation import DataValidationError
+    from cryptocast.data.validation import DataValidationError
 
     with pytest.raises(DataValidationError) as err:
         validate(load_ohlcv(cfg).frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from cryptocast.bundle import load_bundle, publish, staging_dir, write_bundle
 from cryptocast.contracts import Manifest, PairEntry, RequestError
-from cryptocast.forecasting import Forecaster
+from cryptocast.modeling.forecasting import Forecaster
+from cryptocast.serving.bundle import load_bundle, publish, staging_dir, write_bundle
 from cryptocast.serving.model import CryptocastModel, parse_requests
 
 MANIFEST = {
@@ -247,8 +247,8 @@ def test_served_bundle_without_model_name_still_loads_and_counts(tmp_path, histo
 
     from prometheus_client import generate_latest
 
-    from cryptocast import exporter
-    from cryptocast.telemetry import METRICS_DIR_ENV
+    from cryptocast.observability import exporter
+    from cryptocast.observability.telemetry import METRICS_DIR_ENV
     from tests.conftest import ROOT
 
     bundle = _write(tmp_path / "b", histories)
@@ -266,7 +266,7 @@ def test_served_bundle_without_model_name_still_loads_and_counts(tmp_path, histo
 
 
 def test_calibrated_bundle_serves_quantiles_and_an_old_one_its_gaussian_band(tmp_path, histories):
-    from cryptocast import uncertainty
+    from cryptocast.modeling import uncertainty
 
     steps = np.arange(1, 7)
     table = {"0.05": [-1.6] * 6, "0.1": [-1.2] * 6, "0.5": [0.0] * 6, "0.9": [1.3] * 6,

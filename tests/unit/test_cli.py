@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from cryptocast.bundle import MANIFEST, write_bundle
 from cryptocast.contracts import Manifest, PairEntry
-from cryptocast.forecasting import Forecaster
+from cryptocast.modeling.forecasting import Forecaster
+from cryptocast.serving.bundle import MANIFEST, write_bundle
 from tests.conftest import CLI, ROOT
 
 
@@ -104,7 +104,7 @@ def test_a_users_error_before_the_pipeline_is_not_a_failed_run(monkeypatch):
     """It was "training pipeline FAILED ... (the failing step's report is printed
     above)", with no step run and nothing above."""
     import infra.stack
-    from cryptocast.remotestack import StackError
+    from infra.remotestack import StackError
 
     _failing_training(monkeypatch, rejected=False)
 

@@ -7,7 +7,8 @@ import pytest
 
 from cryptocast.config import Gates
 from cryptocast.contracts import Provenance
-from cryptocast.evaluation import best_learned, naive_tests, promotion_decision, provenance_guard
+from cryptocast.delivery.decisions import best_learned, promotion_decision, provenance_guard
+from cryptocast.modeling.evaluation import naive_tests
 
 ORIGINS = pd.date_range("2021-01-01", periods=120, freq="6h", tz="UTC")
 GATES = Gates(max_mase_ratio=1.0, min_improvement=0.02, significance=0.10, leakage_floor=0.5)
@@ -280,8 +281,8 @@ def test_a_champion_serving_none_of_the_pairs_is_replaced_not_rescored():
     """A day run on BTC/USD over a BTC/USDT+ETH/USDT champion crashed in evaluate
     ("No objects to concatenate")."""
     from cryptocast.config import apply_overrides
-    from cryptocast.evaluation import Guard
-    from cryptocast.workflow import rescore
+    from cryptocast.delivery.decisions import Guard
+    from cryptocast.modeling.backtest import rescore
     from tests.conftest import raw_config
 
     cfg = apply_overrides(raw_config("hour"), pairs=["BTC/USD"])

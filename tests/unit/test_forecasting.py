@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptocast.forecasting import CANDIDATES, Forecaster, past_covariates
+from cryptocast.modeling.forecasting import CANDIDATES, Forecaster, past_covariates
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cryptocast.config import apply_overrides
-from cryptocast.frontdoor.app import create_app
-from cryptocast.frontdoor.contract import json_depth_exceeds
-from cryptocast.frontdoor.router import Identity, Router, UpstreamDown, proves
+from cryptocast.serving.frontdoor.app import create_app
+from cryptocast.serving.frontdoor.contract import json_depth_exceeds
+from cryptocast.serving.frontdoor.router import Identity, Router, UpstreamDown, proves
 from tests.conftest import raw_config
 
 PAIRS = ("BTC/USDT", "ETH/USDT")
@@ -178,7 +178,7 @@ def test_a_dead_server_is_replaced_and_waiting_requests_succeed(world):
 
 
 def test_requests_are_refused_with_the_models_words(world):
-    from cryptocast.frontdoor.router import Refused
+    from cryptocast.serving.frontdoor.router import Refused
 
     r = router_for(world)
     with pytest.raises(Refused, match=r"^unknown pair 'DOGE/USDT'$"):
@@ -186,7 +186,7 @@ def test_requests_are_refused_with_the_models_words(world):
 
 
 def test_no_champion_means_not_ready(world):
-    from cryptocast.frontdoor.router import Unavailable
+    from cryptocast.serving.frontdoor.router import Unavailable
 
     world.champ = None
     r = router_for(world)
@@ -422,7 +422,7 @@ def test_requests_wait_through_a_switch(world):
 
 def test_the_client_says_what_a_refused_request_got_wrong(app_client):
     """FastAPI's validation list reached `make predict` as a raw Python list."""
-    from cryptocast.client import ClientError, ForecastClient
+    from cryptocast.serving.client import ClientError, ForecastClient
 
     client, _, _ = app_client
     fc = ForecastClient("http://testserver")

@@ -318,7 +318,7 @@ def test_run_config_gives_every_step_pod_resources(env, gran):
 
 
 def test_a_run_gets_its_own_fit_steps_in_a_file_removed_afterwards(env):
-    from cryptocast.workflow import shards
+    from cryptocast.modeling.backtest import shards
 
     run = load_run_config(ROOT / "configs" / "hour.yaml")
     cfg = apply_overrides(run["parameters"]["config"], pairs=["BTC/USDT", "ETH/USDT", "SOL/USDT"])

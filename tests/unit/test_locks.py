@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from cryptocast import failpoints
-from cryptocast.bundle import staging_dir
 from cryptocast.locks import Busy, exclusive, holder, lock_path
+from cryptocast.serving.bundle import staging_dir
 
 HOLD = """
 import sys, time

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cryptocast.evaluation import mae, naive_scale, score, smape
+from cryptocast.modeling.evaluation import mae, naive_scale, score, smape
 
 
 def test_values_computed_by_hand():

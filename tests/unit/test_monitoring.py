@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from cryptocast.config import MonitoringSettings
-from cryptocast.monitoring import (
+from cryptocast.modeling.plots import live_forecasts
+from cryptocast.observability.monitoring import (
     drift,
     features,
     live_accuracy,
@@ -11,7 +12,6 @@ from cryptocast.monitoring import (
     retrain_decision,
     scored_forecasts,
 )
-from cryptocast.plots import live_forecasts
 from tests.conftest import make_ohlcv, raw_config
 
 # the shipped hourly thresholds (PSI 0.2, KS p 0.01, share 0.5, 24 recent candles)
@@ -128,7 +128,7 @@ def test_an_ok_on_nothing_says_nothing_was_judged():
 
 
 def test_live_figures_round_trip_through_their_metric_names():
-    from cryptocast.monitoring import live_from_metrics, live_metric_name
+    from cryptocast.observability.monitoring import live_from_metrics, live_metric_name
 
     logged = {live_metric_name("live_mase", "BTC/USDT"): 1.5, "drift_share": 0.5}
     logged[live_metric_name("live_coverage", "BTC/USDT")] = 0.8

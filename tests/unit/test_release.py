@@ -1,4 +1,4 @@
-"""The release state machine (``cryptocast.release``) with a fake registry and fake model
+"""The release state machine (``cryptocast.delivery.release``) with a fake registry and fake model
 servers, and real bundles, files and a real SQLite forecast store: a crash at each
 failpoint, a server that cannot start, roll-forward idempotence, promotions and rollbacks.
 What users see (champion, published bundle, stored forecasts, answering server) is
@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptocast import failpoints, store
-from cryptocast.bundle import write_bundle
+from cryptocast import failpoints
 from cryptocast.config import apply_overrides
 from cryptocast.contracts import Manifest, ReconcileRecord, ReleaseRecord
-from cryptocast.forecasting import Forecaster
-from cryptocast.release import Release, ReleaseError, ReleaseIncomplete, published_version
+from cryptocast.delivery import store
+from cryptocast.delivery.release import Release, ReleaseError, ReleaseIncomplete, published_version
+from cryptocast.modeling.forecasting import Forecaster
+from cryptocast.serving.bundle import write_bundle
 from tests.conftest import raw_config
 
 PAIRS = {"1": ["BTC/USDT"], "2": ["BTC/USDT", "ETH/USDT"], "3": ["BTC/USDT", "ETH/USDT"]}

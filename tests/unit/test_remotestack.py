@@ -1,4 +1,4 @@
-"""The production stack's pure parts (cryptocast.remotestack): credentials and their file
+"""The production stack's pure parts (infra.remotestack): credentials and their file
 mode, URL masking, ports, and the configurations built for ZenML, MLflow and SeaweedFS."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptocast import remotestack as rs
+from infra import remotestack as rs
 
 
 def test_generated_credentials_are_random_and_complete():

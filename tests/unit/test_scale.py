@@ -8,7 +8,7 @@ from conftest import make_ohlcv, raw_config
 
 from cryptocast import threads
 from cryptocast.config import ConfigError, apply_overrides
-from cryptocast.workflow import (
+from cryptocast.modeling.backtest import (
     Candidates,
     evaluate_candidates,
     merge_evaluations,
@@ -104,7 +104,7 @@ def test_limit_caps_torch_openmp_and_lightgbm():
     import torch
     from threadpoolctl import threadpool_info
 
-    from cryptocast.forecasting import Forecaster
+    from cryptocast.modeling.forecasting import Forecaster
 
     before = threads.current()
     try:

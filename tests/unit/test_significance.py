@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from dieboldmariano import dm_test as oracle
 
-from cryptocast import significance
+from cryptocast.modeling import significance
 
 
 def _oracle(d: np.ndarray, lags: int, estimator: str = "acf") -> tuple[float, float]:

@@ -77,7 +77,7 @@ def test_until_keeps_the_history_before_it(tmp_path, caplog):
 
 
 def test_one_row_dated_in_the_future_gets_its_own_rule(tmp_path):
-    from cryptocast.validation import DataValidationError, validate
+    from cryptocast.data.validation import DataValidationError, validate
 
     frame = make_ohlcv("BTC/USDT", periods=300)
     future = frame.iloc[[-1]].assign(timestamp=pd.Timestamp("2099-01-01", tz="UTC"))

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from cryptocast import store
 from cryptocast.contracts import forecast_frame
+from cryptocast.delivery import store
 
 
 def frame(version="1", origin="2024-01-01T00:00Z", value=100.0, pair="BTC/USDT", steps=3):

@@ -16,15 +16,15 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cryptocast import exporter, telemetry
-from cryptocast.telemetry import GranularityState
+from cryptocast.observability import exporter, telemetry
+from cryptocast.observability.telemetry import GranularityState
 from tests.conftest import ROOT
 
 OBSERVABILITY = ROOT / "observability"
 
 # what a scoring-server worker does: one good request, one bad, one crash
 SERVER = """
-from cryptocast.telemetry import service_metrics
+from cryptocast.observability.telemetry import service_metrics
 m = service_metrics("hour", "cryptocast-hour", "7")
 with m.request(bad_request=ValueError):
     pass
@@ -39,7 +39,7 @@ for exc in (ValueError, RuntimeError):
 
 # what the front door process does: two answers, a refusal, a dead server replaced
 FRONT = """
-from cryptocast.telemetry import FrontDoorMetrics, multiprocess_metrics_dir
+from cryptocast.observability.telemetry import FrontDoorMetrics, multiprocess_metrics_dir
 multiprocess_metrics_dir()
 f = FrontDoorMetrics("hour")
 f.request("/forecast", 200, 0.004)

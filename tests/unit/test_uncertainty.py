@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cryptocast import uncertainty
+from cryptocast.modeling import uncertainty
 
 
 def test_conformal_quantile_uses_the_finite_sample_rank():

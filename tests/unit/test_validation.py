@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from cryptocast.config import ValidationSettings
-from cryptocast.validation import DataValidationError, validate
+from cryptocast.data.validation import DataValidationError, validate
 from tests.conftest import make_ohlcv
 
 CFG = ValidationSettings(

@@ -90,8 +90,9 @@ class CryptocastModel(PythonModel):
     """Forecasts for every pair of one granularity, from the bundle logged with it."""
 
     def load_context(self, context) -> None:
-        from cryptocast import failpoints, telemetry
-        from cryptocast.bundle import load_bundle
+        from cryptocast import failpoints
+        from cryptocast.observability import telemetry
+        from cryptocast.serving.bundle import load_bundle
 
         in_server = bool(os.environ.get(_SERVER_MODEL_PATH))  # not a validation load
         if in_server:

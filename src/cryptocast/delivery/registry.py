@@ -12,7 +12,6 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import DataType
 
-from cryptocast.bundle import Bundle, load_bundle, read_manifest
 from cryptocast.contracts import (
     LABEL_TAG,
     SERVED_SCHEMA,
@@ -21,6 +20,7 @@ from cryptocast.contracts import (
     request_example,
 )
 from cryptocast.paths import LOCKFILE, PACKAGE_DIR
+from cryptocast.serving.bundle import Bundle, load_bundle, read_manifest
 
 CHAMPION, PREVIOUS = "champion", "previous"
 SERVING_MODULE = PACKAGE_DIR / "serving" / "model.py"

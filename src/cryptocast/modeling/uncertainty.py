@@ -47,11 +47,6 @@ def qcol(level: float) -> str:
     return f"q{level_key(level)}"
 
 
-def central_levels(width: float) -> tuple[float, float]:
-    """The quantile levels bounding the central interval of ``width`` (0.8 -> 0.1, 0.9)."""
-    return round((1 - width) / 2, 10), round((1 + width) / 2, 10)
-
-
 def volatility(close: pd.Series, lookback: int) -> pd.Series:
     """Per candle: std of the ``lookback`` one-step log returns ending at it."""
     return np.log(close).diff().rolling(lookback).std()

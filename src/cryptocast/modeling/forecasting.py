@@ -7,7 +7,7 @@ Each candidate models one *space* of the close price and maps its output back to
 * ``log_return`` - standardised one-step log returns; forecasts are integrated from the
   last observed close. Torch networks need this scaling or they diverge.
 
-Uncertainty is not the forecaster's business: :mod:`cryptocast.uncertainty` calibrates
+Uncertainty is not the forecaster's business: :mod:`cryptocast.modeling.uncertainty` calibrates
 quantiles around any candidate's point path from that candidate's own backtest errors.
 
 The candidate registry :data:`CANDIDATES` maps a ``kind`` (used in the YAML config) to a
@@ -158,7 +158,7 @@ CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
     "tide": _torch("TiDEModel", {"hidden_size": 64}),
 }
 # kinds that need torch to load and predict: served only when significantly better than
-# the best cheaper candidate (cryptocast.evaluation.prefer_cheaper)
+# the best cheaper candidate (cryptocast.delivery.decisions.prefer_cheaper)
 TORCH_KINDS = frozenset({"nhits", "tide"})
 # kinds fitted once on every pair of a run (Forecaster.fit_many), not pair by pair
 MULTI_SERIES: frozenset[str] = frozenset({"lightgbm_global"})

@@ -1,18 +1,6 @@
-"""Backtest metrics and the promotion decision, as pure functions.
-
-Metrics over a rolling-origin backtest (all forecasts of all origins pooled):
-
-* ``MASE``  = MAE / in-sample MAE of the one-step naive forecast (fitting window);
-* ``sMAPE`` = 100 * mean(2|y - f| / (|y| + |f|));
-* ``MAE``   = mean |y - f|;
-* ``coverage``, ``interval_score``, ``pinball``, ``kupiec_p``: the calibrated quantiles
-  (:mod:`cryptocast.uncertainty`); ``gaussian_interval_score``: the uncalibrated
-  Gaussian band's interval score on the same forecasts, for reference.
-
-The promotion decision (:func:`promotion_decision`) reads them with the Diebold-Mariano
-tests of :mod:`cryptocast.significance` and the data provenance guards of
-:func:`provenance_guard`.
-"""
+"""The promotion decision, as pure functions: which candidate each pair would serve,
+whether the data provenance allows a comparison with the champion, and promote / keep /
+reject with its numbers and reasons (:class:`cryptocast.contracts.Decision`)."""
 
 from __future__ import annotations
 
@@ -21,49 +9,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cryptocast import significance, uncertainty
-from cryptocast.config import Gates
+from cryptocast.config import Gates, Settings
 from cryptocast.contracts import Decision, DMTest, PairDecision, Provenance
-
-METRICS = ("mase", "smape", "mae", "coverage", "interval_score", "pinball", "kupiec_p")
-
-
-def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.asarray(actual) - np.asarray(forecast))))
+from cryptocast.modeling import significance
+from cryptocast.modeling.backtest import Evaluation
+from cryptocast.modeling.evaluation import loss_series, versus
+from cryptocast.modeling.forecasting import TORCH_KINDS
 
 
-def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    a, f = np.asarray(actual, float), np.asarray(forecast, float)
-    denom = np.abs(a) + np.abs(f)
-    ratio = np.divide(2 * np.abs(a - f), denom, out=np.zeros_like(a), where=denom > 0)
-    return float(100 * np.mean(ratio))
-
-
-def naive_scale(insample: np.ndarray) -> float:
-    """MAE of the in-sample one-step naive forecast (MASE's denominator)."""
-    diffs = np.abs(np.diff(np.asarray(insample, float)))
-    if len(diffs) == 0 or diffs.mean() == 0:
-        raise ValueError("MASE is undefined: the in-sample series is constant or too short")
-    return float(diffs.mean())
-
-
-def score(
-    backtest: pd.DataFrame, scale: float, *, levels: list[float], width: float
-) -> dict[str, float]:
-    """Metrics of one candidate's backtest (columns origin, actual, forecast, the quantile
-    columns, lower/upper and gaussian_lower/upper); ``scale``: in-sample naive MAE."""
-    a, f = backtest["actual"].to_numpy(), backtest["forecast"].to_numpy()
-    gaussian = uncertainty.winkler(
-        a, backtest["gaussian_lower"].to_numpy(), backtest["gaussian_upper"].to_numpy(), width
-    )
-    return {
-        "mase": mae(a, f) / scale,
-        "smape": smape(a, f),
-        "mae": mae(a, f),
-        **uncertainty.quantile_metrics(backtest, levels, width, scale),
-        "gaussian_interval_score": gaussian / scale,
-        "n_forecasts": int(backtest["origin"].nunique()),
-    }
+def _dm(differential: pd.Series, lags: int) -> DMTest:
+    """The decision record's form of :func:`significance.dm_test`."""
+    return DMTest(**significance.dm_test(differential, lags).to_dict())
 
 
 def best_learned(scores: pd.DataFrame, baseline: str) -> pd.Series:
@@ -171,34 +127,6 @@ def provenance_guard(
     return Guard(True, note=note)
 
 
-# -- the decision -----------------------------------------------------------------------
-def _dm(differential: pd.Series, lags: int) -> DMTest:
-    """The decision record's form of :func:`significance.dm_test`."""
-    return DMTest(**significance.dm_test(differential, lags).to_dict())
-
-
-def _series(losses: pd.DataFrame, pair: str, candidate: str) -> pd.Series:
-    g = losses[(losses["pair"] == pair) & (losses["candidate"] == candidate)]
-    return pd.Series(g["loss"].to_numpy(), index=pd.DatetimeIndex(g["origin"]))
-
-
-def versus(losses: pd.DataFrame, pair: str, a: str, b: str) -> pd.Series:
-    """Per origin, candidate ``a``'s loss minus candidate ``b``'s for ``pair``."""
-    return significance.loss_differential(_series(losses, pair, a), _series(losses, pair, b))
-
-
-def naive_tests(losses: pd.DataFrame, baseline: str, lags: int) -> pd.DataFrame:
-    """The DM test of every candidate against ``baseline``, per pair and pooled over the
-    pairs (one row per (pair, candidate); pair ``pooled`` for the pooled test)."""
-    rows = []
-    for cand in sorted(set(losses["candidate"]) - {baseline}):
-        diffs = {p: versus(losses, p, cand, baseline) for p in sorted(set(losses["pair"]))}
-        tests = {p: significance.dm_test(d, lags) for p, d in diffs.items()}
-        tests["pooled"] = significance.dm_test(significance.pooled(diffs), lags)
-        rows += [{"pair": p, "candidate": cand, **t.to_dict()} for p, t in tests.items()]
-    return pd.DataFrame(rows)
-
-
 def promotion_decision(
     scores: pd.DataFrame,
     losses: pd.DataFrame,
@@ -271,7 +199,7 @@ def promotion_decision(
         champion_test = None
         if champ_m is not None and champion_losses is not None:
             d = significance.loss_differential(
-                _series(losses, pair, chosen), _series(champion_losses, pair, "champion")
+                loss_series(losses, pair, chosen), loss_series(champion_losses, pair, "champion")
             )
             vs_champion[pair] = d
             champion_test = _dm(d, lags)
@@ -367,3 +295,28 @@ def promotion_decision(
         return decide("promote", f"{words}: a real improvement", **extra)
     why = "too small" if gain < gates.min_improvement else "not significant (could be noise)"
     return decide("keep", f"{words}: {why}", **extra)
+
+
+def decide(
+    ev: Evaluation,
+    cfg: Settings,
+    *,
+    champion: Evaluation | None = None,
+    champion_version: str | None = None,
+    guard: Guard | None = None,
+) -> Decision:
+    """:func:`promotion_decision` of this run's backtests with the config's gates (and
+    the re-scored champion's, when the provenance guard allowed re-scoring)."""
+    return promotion_decision(
+        ev.scores,
+        ev.losses,
+        baseline=cfg.evaluation.baseline,
+        gates=cfg.gates,
+        granularity=cfg.granularity,
+        lags=significance.overlap_lags(cfg.horizon, cfg.evaluation.stride),
+        champion_scores=None if champion is None else champion.scores,
+        champion_losses=None if champion is None else champion.losses,
+        champion_version=champion_version,
+        guard=guard,
+        costly=frozenset(n for n, c in cfg.candidates.items() if c.kind in TORCH_KINDS),
+    )

@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryptocast import uncertainty
-from cryptocast.config import ValidationSettings
+from cryptocast.config import ValidationSettings, central_levels
 from cryptocast.contracts import (
     ContractError,
     Manifest,
@@ -38,9 +37,10 @@ from cryptocast.contracts import (
     pair_slug,
     to_ohlcv,
 )
-from cryptocast.forecasting import Forecaster
+from cryptocast.data.validation import DataValidationError, validate
 from cryptocast.locks import pid_alive
-from cryptocast.validation import DataValidationError, validate
+from cryptocast.modeling import uncertainty
+from cryptocast.modeling.forecasting import Forecaster
 
 MANIFEST = "manifest.json"
 HISTORY = "history.parquet"
@@ -107,7 +107,7 @@ class Bundle:
         sigma = float(uncertainty.ewma_volatility(history, m.volatility_halflife).iloc[-1])
         scale = uncertainty.spread(sigma, steps)
         quantiles = uncertainty.quantile_paths(point, scale, uncertainty.at_steps(table, steps))
-        lo, hi = (uncertainty.level_key(q) for q in uncertainty.central_levels(m.interval))
+        lo, hi = (uncertainty.level_key(q) for q in central_levels(m.interval))
         return quantiles[lo], quantiles[hi], quantiles
 
     def checked_horizon(self, pair: str, horizon: int | None) -> int:

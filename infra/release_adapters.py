@@ -1,4 +1,4 @@
-"""The core release procedure (``cryptocast.release``) bound to the real parts: the MLflow
+"""The core release procedure (``cryptocast.delivery.release``) bound to the real parts: the MLflow
 Model Registry and the MLflow servers of ZenML's model deployer."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 from zenml.integrations.mlflow.services import MLFlowDeploymentService
 
-from cryptocast import registry
 from cryptocast.config import Settings
 from cryptocast.contracts import forecast_frame
-from cryptocast.release import Release
+from cryptocast.delivery import registry
+from cryptocast.delivery.release import Release
 from cryptocast.serving.client import forecast
 from infra import deployer
 from infra.frontdoor import FrontDoorProcess
@@ -21,7 +21,7 @@ from infra.tracking import TRAINING_PIPELINE
 
 @dataclass
 class MlflowRegistry:
-    """:class:`cryptocast.release.Registry` of one registered model."""
+    """:class:`cryptocast.delivery.release.Registry` of one registered model."""
 
     name: str
 
@@ -49,7 +49,7 @@ class MlflowRegistry:
 
 @dataclass
 class DeployerServers:
-    """:class:`cryptocast.release.Servers`: MLflow servers of ZenML's model deployer."""
+    """:class:`cryptocast.delivery.release.Servers`: MLflow servers of ZenML's model deployer."""
 
     model_name: str
     timeout_s: int

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryptocast import plots
 from cryptocast.config import Settings
 from cryptocast.contracts import Manifest, pair_slug
-from cryptocast.workflow import Evaluation
+from cryptocast.modeling import plots
+from cryptocast.modeling.backtest import Evaluation
 
 
 def metrics_markdown(manifest: Manifest) -> str:
@@ -98,7 +98,7 @@ def accuracy_markdown(
 
 def calibration_figure(ev: Evaluation, pair: str, cfg: Settings, directory: Path) -> Path:
     """``directory/calibration_<PAIR>.png``: every candidate's calibration of ``pair``
-    over the evaluation window (:func:`cryptocast.plots.calibration`)."""
+    over the evaluation window (:func:`cryptocast.modeling.plots.calibration`)."""
     return plots.calibration(
         ev.backtests,
         pair,
@@ -116,10 +116,10 @@ def write_accuracy_report(cfg: Settings, out: Path, command: str) -> Path:
     ZenML, no MLflow, nothing promoted) and write the accuracy report to ``out`` (a
     ``.md`` file; its PNGs go to a folder beside it)."""
     from cryptocast.data.sources import load_ohlcv
-    from cryptocast.evaluation import naive_tests
-    from cryptocast.significance import overlap_lags
-    from cryptocast.validation import validate
-    from cryptocast.workflow import fit_and_backtest
+    from cryptocast.data.validation import validate
+    from cryptocast.modeling.backtest import fit_and_backtest
+    from cryptocast.modeling.evaluation import naive_tests
+    from cryptocast.modeling.significance import overlap_lags
 
     loaded = load_ohlcv(cfg)
     clean, _ = validate(loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)

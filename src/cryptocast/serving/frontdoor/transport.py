@@ -7,11 +7,11 @@ from typing import Any
 
 import urllib3
 
-from cryptocast.frontdoor.router import UpstreamDown
+from cryptocast.serving.frontdoor.router import UpstreamDown
 
 
 class HttpTransport:
-    """:data:`cryptocast.frontdoor.router.Transport` over one urllib3 pool (keep-alive)."""
+    """:data:`cryptocast.serving.frontdoor.router.Transport` over one urllib3 pool (keep-alive)."""
 
     def __init__(self, maxsize: int = 16) -> None:
         self._pool = urllib3.PoolManager(maxsize=maxsize, retries=False)

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from cryptocast.config import Settings
-from cryptocast.frontdoor.contract import (
+from cryptocast.serving.frontdoor.contract import (
     ForecastResponse,
     Health,
     InvocationsResponse,
@@ -31,7 +31,13 @@ from cryptocast.frontdoor.contract import (
     request_models,
     upstream_records,
 )
-from cryptocast.frontdoor.router import Refused, Router, Unavailable, Upstream, UpstreamFailed
+from cryptocast.serving.frontdoor.router import (
+    Refused,
+    Router,
+    Unavailable,
+    Upstream,
+    UpstreamFailed,
+)
 
 # Every request error is a 400 with a Problem body ({"error": code, "detail": sentence}):
 # malformed or non-JSON bodies, wrong types, limits, unknown pairs, bad horizons.

@@ -13,11 +13,12 @@ from typing import Literal
 
 import pandas as pd
 
-from cryptocast import failpoints, significance, threads, uncertainty
-from cryptocast.config import Settings
-from cryptocast.contracts import Decision, pair_slug
-from cryptocast.evaluation import Guard, naive_scale, promotion_decision, score
-from cryptocast.forecasting import TORCH_KINDS, Forecaster
+from cryptocast import failpoints, threads
+from cryptocast.config import Settings, central_levels
+from cryptocast.contracts import pair_slug
+from cryptocast.modeling import significance, uncertainty
+from cryptocast.modeling.evaluation import naive_scale, score
+from cryptocast.modeling.forecasting import Forecaster
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def backtest_forecaster(
     sigma_ref = uncertainty.volatility(close, ev.interval_lookback)
     scale_ref = uncertainty.spread(sigma_ref.reindex(rows["origin"]).to_numpy(), steps)
     rows = rows.assign(**{uncertainty.qcol(float(q)): v for q, v in paths.items()})
-    lo, hi = uncertainty.central_levels(ev.interval)
+    lo, hi = central_levels(ev.interval)
     g_lo, g_hi = uncertainty.gaussian_band(point, scale_ref, ev.interval)
     rows = rows.assign(
         lower=rows[uncertainty.qcol(lo)],
@@ -274,28 +275,3 @@ def rescore(
     covers none of them (nothing to compare)."""
     models = {p: {label: fc} for p, fc in forecasters.items() if p in cfg.pairs}
     return _evaluate(models, clean, cfg) if models else None
-
-
-def decide(
-    ev: Evaluation,
-    cfg: Settings,
-    *,
-    champion: Evaluation | None = None,
-    champion_version: str | None = None,
-    guard: Guard | None = None,
-) -> Decision:
-    """:func:`promotion_decision` of this run's backtests with the config's gates (and
-    the re-scored champion's, when the provenance guard allowed re-scoring)."""
-    return promotion_decision(
-        ev.scores,
-        ev.losses,
-        baseline=cfg.evaluation.baseline,
-        gates=cfg.gates,
-        granularity=cfg.granularity,
-        lags=significance.overlap_lags(cfg.horizon, cfg.evaluation.stride),
-        champion_scores=None if champion is None else champion.scores,
-        champion_losses=None if champion is None else champion.losses,
-        champion_version=champion_version,
-        guard=guard,
-        costly=frozenset(n for n, c in cfg.candidates.items() if c.kind in TORCH_KINDS),
-    )

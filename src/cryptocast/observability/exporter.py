@@ -3,7 +3,7 @@
 ``GET /metrics`` on 127.0.0.1 answers, in Prometheus text format:
 
 * the forecast service's counters and latency histogram, read from the multiprocess
-  files the served models write (``cryptocast.telemetry.ServiceMetrics``);
+  files the served models write (``cryptocast.observability.telemetry.ServiceMetrics``);
 * the system's state, from ``states()`` (a callable, so that this module needs neither
   ZenML nor MLflow): champion version, a live ``/ping`` probe of the champion's server,
   last training time and outcome, live MASE and drift share from the last monitoring run.
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptocast.telemetry import GranularityState, state_families
+from cryptocast.observability.telemetry import GranularityState, state_families
 
 States = Callable[[], list[GranularityState]]
 

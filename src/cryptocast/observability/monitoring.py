@@ -1,7 +1,7 @@
 """Monitoring, as pure functions: live accuracy of stored forecasts, drift of recent
 candles against the champion's training window, and the decision to retrain.
 
-* live accuracy: stored forecasts (``cryptocast.store``) joined with the candles that
+* live accuracy: stored forecasts (``cryptocast.delivery.store``) joined with the candles that
   actually happened, per pair: MAE, MASE (scaled like the backtest: in-sample one-step
   naive MAE of the reference window), interval coverage, number of forecasts scored;
 * drift, per pair and feature (one-step log return, log volume): the two-sample
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.contracts import MonitorDecision, pair_slug
-from cryptocast.evaluation import naive_scale
+from cryptocast.modeling.evaluation import naive_scale
 
 FEATURES = ("log_return", "log_volume")
 

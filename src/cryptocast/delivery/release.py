@@ -8,7 +8,7 @@ previous champion serving, its files and its forecasts. After the commit, every
 roll-forward action is idempotent, and :meth:`Release.reconcile` (``make serve``) redoes
 whatever a crash interrupted.
 
-The registry and the model servers are protocols: ``infra.release`` binds them to the
+The registry and the model servers are protocols: ``infra.release_adapters`` binds them to the
 MLflow Model Registry and ZenML's MLflow model deployer; the unit tests bind them to fakes
 and crash the procedure at each failpoint in milliseconds.
 """
@@ -26,11 +26,12 @@ from typing import Protocol
 
 import pandas as pd
 
-from cryptocast import failpoints, store
-from cryptocast.bundle import MANIFEST, load_bundle, publish, staging_dir
+from cryptocast import failpoints
 from cryptocast.config import Settings
 from cryptocast.contracts import Manifest, ReconcileRecord, ReleaseRecord
+from cryptocast.delivery import store
 from cryptocast.errors import UserError
+from cryptocast.serving.bundle import MANIFEST, load_bundle, publish, staging_dir
 
 
 class ReleaseIncomplete(RuntimeError):
@@ -91,7 +92,7 @@ class Registry(Protocol):
 
 
 class FrontDoor(Protocol):
-    """The stable address users call (``cryptocast.frontdoor``)."""
+    """The stable address users call (``cryptocast.serving.frontdoor``)."""
 
     def prepare(self) -> None:
         """Start it in the background if it does not run (without waiting): a release

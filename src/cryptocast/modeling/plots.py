@@ -57,7 +57,7 @@ def forecast_vs_actual(
 def live_forecasts(scored: pd.DataFrame, pair: str, path: Path, *, title: str = "") -> Path:
     """The champion's stored forecasts for ``pair`` against what happened (top), and the
     absolute error of each forecast over time (bottom). ``scored``:
-    ``cryptocast.monitoring.scored_forecasts``."""
+    ``cryptocast.observability.monitoring.scored_forecasts``."""
     g = scored[scored["pair"] == pair].sort_values("target_time")
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(11, 6), dpi=110, sharex=True, gridspec_kw={"height_ratios": [2, 1]}
@@ -99,7 +99,7 @@ def calibration(
     its nominal width (and the uncalibrated Gaussian band's, for the first candidate);
     right: reliability diagram, the share of actuals below each quantile against its
     level (a calibrated forecast sits on the diagonal)."""
-    from cryptocast import uncertainty
+    from cryptocast.modeling import uncertainty
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for i, cand in enumerate(candidates):

@@ -1,6 +1,6 @@
 """Prometheus metrics of the forecast service, and of the system around it.
 
-Two producers, one exporter (``cryptocast.exporter``):
+Two producers, one exporter (``cryptocast.observability.exporter``):
 
 * the served model (``cryptocast.serving.model``) counts requests, errors, predictions per
   pair and times each request with :class:`ServiceMetrics`. MLflow's scoring server can
