@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.errors import Refused
-from cryptocast.config import Settings, load_settings
+from cryptocast.config import Overrides, RunConfig, Settings, load_run
 from cryptocast.paths import granularity_config
 
 if TYPE_CHECKING:
@@ -43,29 +43,41 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def data_overrides(source: str | None, data_dir: str | None, pairs: str | None) -> dict:
-    """Pipeline overrides from the data options: a ``--data-dir`` is made absolute (from
-    the working directory) and implies ``--data files``."""
+def data_overrides(
+    source: str | None, data_dir: str | None, pairs: str | None, **more: Any
+) -> Overrides:
+    """The command line's :class:`~cryptocast.config.Overrides` from the data options
+    (and ``more`` of its fields): a ``--data-dir`` is made absolute (from the working
+    directory) and implies ``--data files``."""
     if data_dir:
         data_dir = os.path.abspath(data_dir)  # not resolve(): a link loop is the loader's to name
         source = source or "files"
-    return {"source": source, "data_dir": data_dir, "pairs": pairs.split() if pairs else None}
+    return Overrides(
+        source=source, data_dir=data_dir, pairs=pairs.split() if pairs else None, **more
+    )
 
 
-def settings(gran: str, config: str | None = None, **overrides: Any) -> Settings:
-    """The validated settings of ``gran`` (``--config`` or configs/<gran>.yaml)."""
-    return load_settings(granularity_config(gran, config), **overrides)
+def load(gran: str, config: str | None = None, overrides: Overrides | None = None) -> RunConfig:
+    """The run configuration of ``gran`` (``--config`` or configs/<gran>.yaml), read and
+    validated once with ``overrides``."""
+    return load_run(granularity_config(gran, config), overrides)
 
 
-def run_settings(gran: str, config: str | None = None, **overrides: Any) -> Settings:
-    """:func:`settings` for a pipeline run, checked before ZenML starts: a bad override or
-    a ``DATA_DIR`` that is missing (or a file) is one line at once, not a failed step."""
-    cfg = settings(gran, config, **overrides)
-    if cfg.data.source == "files" and cfg.data.data_dir is not None:
+def settings(gran: str, config: str | None = None, overrides: Overrides | None = None) -> Settings:
+    """The validated settings of ``gran`` (see :func:`load`)."""
+    return load(gran, config, overrides).settings
+
+
+def load_for_run(gran: str, config: str | None, overrides: Overrides) -> RunConfig:
+    """:func:`load` for a pipeline run, checked before ZenML starts: a bad override or a
+    ``DATA_DIR`` that is missing (or a file) is one line at once, not a failed step."""
+    run = load(gran, config, overrides)
+    data = run.settings.data
+    if data.source == "files" and data.data_dir is not None:
         from cryptocast.data.files import check_directory
 
-        check_directory(cfg.data.data_dir)
-    return cfg
+        check_directory(data.data_dir)
+    return run
 
 
 def use_stack() -> None:

@@ -12,26 +12,25 @@ from cli.common import (
     data_options,
     data_overrides,
     gran_option,
-    run_settings,
+    load_for_run,
     settings,
     use_stack,
 )
-from cryptocast.paths import granularity_config, metrics_dir
+from cryptocast.paths import metrics_dir
 
 
 @click.command()
 @data_options
 def monitor(gran: str, source: str | None, data_dir: str | None, pairs: str | None) -> None:
     """Live accuracy and drift of the champion; retrain when a threshold is crossed."""
-    overrides = data_overrides(source, data_dir, pairs)
-    run_settings(gran, **overrides)
+    run = load_for_run(gran, None, data_overrides(source, data_dir, pairs))
     from infra.stack import ensure_stack
     from pipelines.monitoring import run_monitoring
 
     ensure_stack()
     t0 = time.perf_counter()
     try:
-        run_monitoring(granularity_config(gran), **overrides)
+        run_monitoring(run)
     except Exception as exc:
         click.secho(f"monitoring pipeline ({gran}) FAILED: {exc}", fg="red", err=True)
         sys.exit(1)
@@ -68,8 +67,8 @@ def shift_data(
     from cryptocast.data.sources import load_ohlcv
     from cryptocast.data.validation import validate
 
-    cfg = settings(gran, **data_overrides("files", data_dir, pairs), until=until)
-    clean, _ = validate(load_ohlcv(cfg).frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
+    cfg = settings(gran, None, data_overrides("files", data_dir, pairs, until=until))
+    clean, _ = validate(load_ohlcv(cfg)[0], cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
     start = pd.Timestamp(after)
     start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     for written in write_shifted(

@@ -110,7 +110,7 @@ def stack_status() -> None:
 def schedule(gran: str, source: str | None, data_dir: str | None, pairs: str | None) -> None:
     """Install the cron entries of GRAN (monitor + regular training); print them."""
     data = data_overrides(source, data_dir, pairs)
-    options = cron.make_variables(data["source"], data["data_dir"], data["pairs"])
+    options = cron.make_variables(data.source, data.data_dir, data.pairs)
     m = settings(gran).monitoring
     lines = cron.cron_lines(
         REPO_ROOT,

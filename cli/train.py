@@ -10,9 +10,8 @@ from typing import NoReturn
 
 import click
 
-from cli.common import data_options, data_overrides, granularity_lock, run_settings, settings
+from cli.common import data_options, data_overrides, granularity_lock, load_for_run, settings
 from cryptocast.errors import UserError, debug
-from cryptocast.paths import granularity_config
 
 
 def failed(exc: BaseException, t0: float) -> NoReturn:
@@ -63,12 +62,16 @@ def train(
     """Run load -> validate -> train -> evaluate -> deploy for one granularity."""
     if promote_backfill and not until:
         raise click.UsageError("--promote-backfill only applies to a backfill run (--until)")
-    overrides = data_overrides(source, data_dir, pairs) | {"until": until}
-    if promote_backfill:
-        overrides["promote_backfill"] = True
-    if require_learned:
-        overrides["require_learned"] = True
-    cfg = run_settings(gran, config, **overrides)
+    overrides = data_overrides(
+        source,
+        data_dir,
+        pairs,
+        until=until,
+        promote_backfill=promote_backfill,
+        require_learned=require_learned,
+    )
+    run = load_for_run(gran, config, overrides)
+    cfg = run.settings
     from infra import retrain, runs
     from infra.stack import ensure_stack
     from pipelines.training import run_training
@@ -86,7 +89,7 @@ def train(
                             "never registered", fg="yellow")  # fmt: skip
             started = True
             try:
-                run_training(granularity_config(gran, config), **overrides)
+                run_training(run)
             except BaseException:
                 if (signal := runs.stopped_by()) is None:
                     raise
@@ -152,7 +155,7 @@ def report(
     from cryptocast.modeling.reports import write_accuracy_report
     from cryptocast.paths import REPO_ROOT
 
-    cfg = settings(gran, config, **data_overrides(source, data_dir, pairs))
+    cfg = settings(gran, config, data_overrides(source, data_dir, pairs))
     path = Path(out) if out else REPO_ROOT / "reports" / f"accuracy-{gran}.md"
     words = [f"make report GRAN={gran}"]
     words += [f"DATA={source}"] if source else []

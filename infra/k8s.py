@@ -450,9 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run-config":
-            from cryptocast.config import load_run_config
+            from cryptocast.config import read_run_config
 
-            base = load_run_config(REPO_ROOT / "configs" / f"{args.gran}.yaml")
+            base = read_run_config(REPO_ROOT / "configs" / f"{args.gran}.yaml")
             text = yaml.safe_dump(run_config(base, args.fit_steps, args.threads), sort_keys=False)
             if args.out:
                 args.out.write_text(text, encoding="utf-8")

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+from cryptocast.config import Overrides
 from cryptocast.paths import REPO_ROOT
 
 # ``cryptocast train``'s exit status when the decision was REJECT (nothing beats the naive
@@ -18,16 +19,15 @@ from cryptocast.paths import REPO_ROOT
 REJECTED_EXIT = 3
 
 
-def training_command(granularity: str, overrides: dict[str, str | list[str] | None]) -> list[str]:
-    """``cli train`` arguments for ``granularity`` with the given data overrides
-    (``data``, ``data_dir``, ``pairs``; empty ones are left out)."""
+def training_command(granularity: str, overrides: Overrides) -> list[str]:
+    """``cli train`` arguments for ``granularity`` with the data ``overrides`` (source,
+    data_dir, pairs; empty ones are left out)."""
     cmd = ["train", "--gran", granularity]
-    for flag, value in overrides.items():
+    flags = {"--data": overrides.source, "--data-dir": overrides.data_dir}
+    flags["--pairs"] = " ".join(overrides.pairs) if overrides.pairs else None
+    for flag, value in flags.items():
         if value:
-            cmd += [
-                f"--{flag.replace('_', '-')}",
-                " ".join(value) if isinstance(value, list) else str(value),
-            ]
+            cmd += [flag, value]
     return cmd
 
 

@@ -20,9 +20,22 @@ TRAINING_PIPELINE = "cryptocast_training"
 MONITORING_PIPELINE = "cryptocast_monitoring"
 
 
-def tracker_settings(cfg: Settings) -> dict[str, Any]:
-    """Pipeline settings that send a granularity's runs to its MLflow experiment."""
-    return {"experiment_tracker.mlflow": {"experiment_name": cfg.experiment_name}}
+def run_tags(cfg: Settings, pipeline: str) -> dict[str, str]:
+    """What identifies a run of ``pipeline`` for ``cfg`` (its granularity and model), on
+    its MLflow run and its ZenML run from the start (so a run killed early is found)."""
+    return {"granularity": cfg.granularity, "model": cfg.deploy.model_name, "pipeline": pipeline}
+
+
+def run_options(cfg: Settings, pipeline: str) -> dict[str, Any]:
+    """ZenML run options of a ``pipeline`` run for ``cfg``: its MLflow experiment, and the
+    run's tags on both sides."""
+    tags = run_tags(cfg, pipeline)
+    return {
+        "settings": {
+            "experiment_tracker.mlflow": {"experiment_name": cfg.experiment_name, "tags": tags}
+        },
+        "tags": [f"{k}={v}" for k, v in tags.items()],
+    }
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:

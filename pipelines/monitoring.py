@@ -8,40 +8,32 @@ Run with ``make monitor GRAN=hour``; its ZenML run options (never cached) are in
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from zenml import pipeline
 from zenml.models import PipelineRunResponse
 
-from cryptocast.config import apply_overrides, load_run_config
+from cryptocast.config import LoadSection, Overrides, RunConfig, Settings
 from cryptocast.paths import pipeline_config
-from infra.tracking import MONITORING_PIPELINE, tracker_settings
+from infra.tracking import MONITORING_PIPELINE, run_options
 from steps.data import load
 from steps.monitoring import check_drift, decide_retrain, score_live, split, trigger_training
 
 
 @pipeline(name=MONITORING_PIPELINE)
-def monitoring(
-    config: dict,
-    source: str | None = None,
-    data_dir: str | None = None,
-    pairs: list[str] | None = None,
-) -> None:
-    cfg = apply_overrides(config, source=source, data_dir=data_dir, pairs=pairs)
-    ohlcv, _ = load(cfg=cfg)
+def monitoring(cfg: Settings, overrides: Overrides) -> None:
+    """``cfg``: the granularity's validated settings; ``overrides``: the command line's,
+    which a training run it triggers inherits."""
+    ohlcv, _ = load(cfg=cfg.section(LoadSection))
     reference, recent, champion = split(ohlcv, cfg=cfg)
     accuracy = score_live(reference, recent, champion, cfg=cfg)
     drifted = check_drift(reference, recent, cfg=cfg)
     decision = decide_retrain(accuracy, drifted, cfg=cfg)
-    trigger_training(
-        decision, cfg=cfg, overrides={"data": source, "data_dir": data_dir, "pairs": pairs}
-    )
+    trigger_training(decision, cfg=cfg, overrides=overrides.data_only())
 
 
-def run_monitoring(config_path: Path, **overrides) -> PipelineRunResponse | None:
-    """Run the pipeline on the granularity config at ``config_path`` with ``overrides``."""
-    raw = load_run_config(config_path)["parameters"]["config"]
-    cfg = apply_overrides(raw, **overrides)
+def run_monitoring(run: RunConfig) -> PipelineRunResponse | None:
+    """Run the pipeline for the granularity configuration ``run`` (read and validated once
+    by the caller), with the monitoring pipeline's own ZenML options."""
+    options = run_options(run.settings, MONITORING_PIPELINE)
     return monitoring.with_options(
-        config_path=str(pipeline_config(MONITORING_PIPELINE)), settings=tracker_settings(cfg)
-    )(config=raw, **overrides)
+        config_path=str(pipeline_config(MONITORING_PIPELINE)), **options
+    )(cfg=run.settings, overrides=run.overrides)

@@ -3,24 +3,25 @@
     load -> validate -> fit (one step per shard of pairs, and one for the multi-series
     candidates) -> evaluate -> deploy
 
-Run with ``make train GRAN=hour`` (``configs/hour.yaml``) or ``GRAN=day``.
+Run with ``make train GRAN=hour`` (``configs/hour.yaml``) or ``GRAN=day``. The command
+line reads and validates the configuration once (:func:`cryptocast.config.load_run`); the
+pipeline receives the validated settings and hands each cached step only its section.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 from zenml import pipeline
 from zenml.config import CachePolicy
 from zenml.enums import ExecutionMode
 from zenml.models import PipelineRunResponse
 
-from cryptocast.config import apply_overrides, load_run_config
+from cryptocast.config import FitSection, LoadSection, RunConfig, Settings, ValidateSection
 from cryptocast.modeling.backtest import shards
 from infra import k8s
 from infra.stack import orchestrator_flavor
-from infra.tracking import TRAINING_PIPELINE, tracker_settings
+from infra.tracking import TRAINING_PIPELINE, run_options
 from steps.data import load, validate
 from steps.delivery import deploy
 from steps.evaluation import evaluate
@@ -34,51 +35,36 @@ CACHE_POLICY = CachePolicy(cache_func="cryptocast.delivery.provenance.code_finge
 # A failed step ends the run at once with its own exception (a user error stays one, for
 # the command line to report as such), instead of a "Skipping step" line per later step.
 @pipeline(name=TRAINING_PIPELINE, cache_policy=CACHE_POLICY, execution_mode=ExecutionMode.FAIL_FAST)
-def training(
-    config: dict,
-    source: str | None = None,
-    data_dir: str | None = None,
-    pairs: list[str] | None = None,
-    until: str | None = None,
-    promote_backfill: bool = False,
-    require_learned: bool = False,
-) -> None:
-    """``config`` comes from ``configs/<gran>.yaml``; the others are command-line overrides."""
-    cfg = apply_overrides(
-        config,
-        source=source,
-        data_dir=data_dir,
-        pairs=pairs,
-        until=until,
-        promote_backfill=promote_backfill,
-        require_learned=require_learned,
-    )
-    ohlcv, source_info = load(cfg=cfg)
-    clean, report = validate(ohlcv, source_info, cfg=cfg)
+def training(cfg: Settings) -> None:
+    """``cfg``: the validated ``parameters.config`` of ``configs/<gran>.yaml`` with the
+    command line's overrides applied."""
+    ohlcv, source = load(cfg=cfg.section(LoadSection))
+    clean, report = validate(ohlcv, source, cfg=cfg.section(ValidateSection))
     # fan-out over shards known from the config (a static DAG: each shard is cached on
     # its own and is its own pod on Kubernetes), then fan-in: lists of their outputs
     fitted, backtests = [], []
+    fit_cfg = cfg.section(FitSection)
     for shard in shards(cfg):
-        candidates, backtest = fit(clean, cfg=cfg, pairs=shard.pairs, scope=shard.scope,
+        candidates, backtest = fit(clean, cfg=fit_cfg, pairs=shard.pairs, scope=shard.scope,
                                    id=shard.step_id)  # fmt: skip
         fitted.append(candidates)
         backtests.append(backtest)
-    scores, decision, calibration = evaluate(clean, backtests, report, source_info, cfg=cfg)
-    deploy(clean, fitted, scores, decision, calibration, source_info, cfg=cfg)
+    scores, decision, calibration = evaluate(clean, backtests, report, source, cfg=cfg)
+    deploy(clean, fitted, scores, decision, calibration, source, cfg=cfg)
 
 
-def run_training(config_path: Path, **overrides) -> PipelineRunResponse | None:
-    """Run the pipeline with the run configuration at ``config_path`` (its
-    ``parameters.config`` and cache settings) and the command-line ``overrides``; on a
-    Kubernetes orchestrator, with the pods' settings of ``configs/stacks/kubernetes-run.yaml``
-    merged in (each fit step's pod gets ``scale.threads`` CPUs, at least 1)."""
-    run = load_run_config(config_path)
-    cfg = apply_overrides(run["parameters"]["config"], **overrides)
+def run_training(run: RunConfig) -> PipelineRunResponse | None:
+    """Run the pipeline for ``run`` (read and validated once by the caller) with its ZenML
+    options; on a Kubernetes orchestrator, with the pods' settings of
+    ``configs/stacks/kubernetes-run.yaml`` merged in (each fit step's pod gets
+    ``scale.threads`` CPUs, at least 1)."""
+    cfg = run.settings
+    options = run.options | run_options(cfg, TRAINING_PIPELINE)
     with contextlib.ExitStack() as stack:
         if orchestrator_flavor() == "kubernetes":
             steps = [s.step_id for s in shards(cfg)]
-            config_path = stack.enter_context(
-                k8s.run_config_file(run, steps, max(1, cfg.scale.threads))
+            path = stack.enter_context(
+                k8s.run_config_file(run.options, steps, max(1, cfg.scale.threads))
             )
-        options = {"config_path": str(config_path), "settings": tracker_settings(cfg)}
-        return training.with_options(**options)(**overrides)
+            options = {"config_path": str(path), **run_options(cfg, TRAINING_PIPELINE)}
+        return training.with_options(**options)(cfg=cfg)

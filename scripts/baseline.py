@@ -58,7 +58,7 @@ def measure(data_dir: Path = DATA) -> dict:
     )
     raw["candidates"]["nhits"]["params"]["validation"] = SETUP["nhits_validation"]
     cfg = apply_overrides(raw, source="files", data_dir=str(data_dir), pairs=SETUP["pairs"])
-    frame = load_ohlcv(cfg).frame
+    frame, _ = load_ohlcv(cfg)
     end = pd.Timestamp(SETUP["end"])
     frame = frame[frame["timestamp"] <= end]
     frame = frame.groupby("pair").tail(SETUP["history"])

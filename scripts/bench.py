@@ -91,11 +91,9 @@ def plain(
 
     t0 = time.perf_counter()
     t_work = t0
-    loaded = load_ohlcv(cfg)
+    frame, info = load_ohlcv(cfg)
     t0 = lap("load", t0)
-    clean, _ = validate(
-        loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs, live=loaded.live
-    )
+    clean, _ = validate(frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs, live=info.live)
     t0 = lap("validate", t0)
     candidates = train_candidates(clean, cfg)
     t0 = lap("train", t0)

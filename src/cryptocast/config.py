@@ -6,9 +6,10 @@ inside it validates against :class:`Settings`. Hour and day differ only in these
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 import yaml
@@ -25,6 +26,7 @@ from cryptocast.errors import UserError
 from cryptocast.paths import resolve
 
 Source = Literal["auto", "binance", "files", "sample"]
+S = TypeVar("S", bound="RunIdentity")
 
 
 def central_levels(width: float) -> tuple[float, float]:
@@ -318,21 +320,13 @@ class ScaleSettings(_Strict):
         return [pairs[i : i + n] for i in range(0, len(pairs), n)]
 
 
-class Settings(_Strict):
+class RunIdentity(_Strict):
+    """What every section of a run shares: the granularity, its candles' frequency and
+    the pairs."""
+
     granularity: Literal["hour", "day"]
     freq: str = Field(description="Pandas frequency of the candles, e.g. '1h' or '1D'.")
     pairs: list[str] = Field(min_length=1)
-    horizon: int = Field(gt=0)
-    seed: int = 42
-    data: DataSettings
-    validation: ValidationSettings
-    candidates: dict[str, CandidateSpec] = Field(min_length=1)
-    evaluation: EvaluationSettings
-    gates: Gates = Gates()
-    deploy: DeploySettings
-    service: ServiceSettings
-    monitoring: MonitoringSettings
-    scale: ScaleSettings = ScaleSettings()
 
     @field_validator("freq")
     @classmethod
@@ -349,6 +343,50 @@ class Settings(_Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"pairs must be unique: {value}")
         return value
+
+    @property
+    def step(self) -> pd.Timedelta:
+        """One candle's duration."""
+        return pd.Timedelta(self.freq)
+
+
+class LoadSection(RunIdentity):
+    """What the load step receives: where the candles come from."""
+
+    data: DataSettings
+
+
+class ValidateSection(RunIdentity):
+    """What the validate step receives: the OHLCV contract's rules."""
+
+    validation: ValidationSettings
+
+
+class FitSection(RunIdentity):
+    """What a fit step receives: everything that decides a fitted model and its backtest,
+    and nothing else (so a change to ``deploy:`` or ``monitoring:`` keeps its cache)."""
+
+    horizon: int = Field(gt=0)
+    seed: int = 42
+    candidates: dict[str, CandidateSpec] = Field(min_length=1)
+    evaluation: EvaluationSettings
+    scale: ScaleSettings = ScaleSettings()
+
+
+class Settings(FitSection, ValidateSection, LoadSection):
+    """The whole run configuration (``parameters.config`` of ``configs/<gran>.yaml``),
+    validated once per command; the cached steps receive only their section
+    (:meth:`section`)."""
+
+    gates: Gates = Gates()
+    deploy: DeploySettings
+    service: ServiceSettings
+    monitoring: MonitoringSettings
+
+    def section(self, kind: type[S]) -> S:
+        """The part of these settings that ``kind`` (:class:`LoadSection`,
+        :class:`ValidateSection`, :class:`FitSection`) holds, without validating again."""
+        return kind.model_construct(**{name: getattr(self, name) for name in kind.model_fields})
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -367,66 +405,14 @@ class Settings(_Strict):
         return self
 
     @property
-    def step(self) -> pd.Timedelta:
-        return pd.Timedelta(self.freq)
-
-    @property
     def experiment_name(self) -> str:
         """The MLflow experiment of this granularity's runs (training, monitoring, people's
         promotions and rollbacks)."""
         return f"cryptocast-{self.granularity}"
 
 
-def load_run_config(path: str | Path) -> dict[str, Any]:
-    """Read a ZenML run configuration YAML (``configs/<gran>.yaml``)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict) or "config" not in (data.get("parameters") or {}):
-        raise ConfigError(f"{path}: expected a ZenML run config with parameters.config")
-    return data
-
-
-def apply_overrides(
-    raw: dict[str, Any],
-    *,
-    source: str | None = None,
-    data_dir: str | None = None,
-    pairs: list[str] | None = None,
-    until: str | None = None,
-    promote_backfill: bool = False,
-    require_learned: bool = False,
-) -> Settings:
-    """Validate the ``parameters.config`` mapping after command-line overrides.
-
-    ``source='binance'`` implies ``strict`` (no silent fallback to synthetic data);
-    ``promote_backfill`` is a person's decision for this run and ``require_learned`` a
-    quality gate (see :class:`Gates`).
-    """
-    cfg = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
-    data = cfg.setdefault("data", {})
-    if source:
-        data["source"] = source
-        if source == "binance":
-            data["strict"] = True
-    if data_dir:
-        data["data_dir"] = data_dir
-    if pairs:
-        cfg["pairs"] = list(pairs)
-    if until:
-        data["end"] = until
-    if promote_backfill:
-        cfg.setdefault("gates", {})["promote_backfill"] = True
-    if require_learned:
-        cfg.setdefault("gates", {})["require_learned"] = True
-    try:
-        return Settings.model_validate(cfg)
-    except ValidationError as exc:
-        raise ConfigError(describe(exc)) from None
+class ConfigError(UserError, ValueError):
+    """A configuration (file or override) that is not valid; the message says where."""
 
 
 def describe(exc: ValidationError) -> str:
@@ -439,15 +425,95 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-class ConfigError(UserError, ValueError):
-    """A configuration (file or override) that is not valid; the message says where."""
+class Overrides(_Strict):
+    """What the command line may change in a run's configuration (``DATA=``,
+    ``DATA_DIR=``, ``PAIRS=``, ``UNTIL=``, ``PROMOTE_BACKFILL=1``, ``REQUIRE_LEARNED=1``),
+    applied in one place: :meth:`apply`."""
+
+    source: Source | None = None
+    data_dir: str | None = None
+    pairs: list[str] | None = None
+    until: str | None = None
+    promote_backfill: bool = False
+    require_learned: bool = False
+
+    def apply(self, raw: dict[str, Any]) -> Settings:
+        """Validate the ``parameters.config`` mapping ``raw`` with these overrides.
+
+        ``source='binance'`` implies ``strict`` (no silent fallback to synthetic data);
+        ``promote_backfill`` is a person's decision for this run and ``require_learned`` a
+        quality gate (see :class:`Gates`)."""
+        cfg = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
+        data = cfg.setdefault("data", {})
+        if self.source:
+            data["source"] = self.source
+            if self.source == "binance":
+                data["strict"] = True
+        if self.data_dir:
+            data["data_dir"] = self.data_dir
+        if self.pairs:
+            cfg["pairs"] = list(self.pairs)
+        if self.until:
+            data["end"] = self.until
+        for gate in ("promote_backfill", "require_learned"):
+            if getattr(self, gate):
+                cfg.setdefault("gates", {})[gate] = True
+        try:
+            return Settings.model_validate(cfg)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc)) from None
+
+    def data_only(self) -> Overrides:
+        """The data overrides alone (what a run triggered by monitoring inherits)."""
+        return Overrides(source=self.source, data_dir=self.data_dir, pairs=self.pairs)
+
+
+def apply_overrides(raw: dict[str, Any], **overrides: Any) -> Settings:
+    """:meth:`Overrides.apply` of the keyword ``overrides`` (fields of :class:`Overrides`)."""
+    return Overrides(**overrides).apply(raw)
+
+
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """Read a ZenML run configuration YAML (``configs/<gran>.yaml``): its ZenML options
+    and, under ``parameters.config``, the settings of :class:`Settings`."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or "config" not in (data.get("parameters") or {}):
+        raise ConfigError(f"{path}: expected a ZenML run config with parameters.config")
+    return data
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run's configuration, read from disk and validated once: the validated
+    :class:`Settings`, the command line's :class:`Overrides`, and ZenML's run options
+    (the file without its ``parameters``: caching, per-step options)."""
+
+    path: Path
+    settings: Settings
+    overrides: Overrides
+    options: dict[str, Any]
+
+
+def load_run(path: str | Path, overrides: Overrides | None = None) -> RunConfig:
+    """Read the run configuration at ``path`` and validate it with ``overrides``; a
+    configuration error names the file."""
+    overrides = overrides or Overrides()
+    raw = read_run_config(path)
+    try:
+        settings = overrides.apply(raw["parameters"]["config"])
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    options = {k: v for k, v in raw.items() if k != "parameters"}
+    return RunConfig(Path(path), settings, overrides, options)
 
 
 def load_settings(path: str | Path, **overrides: Any) -> Settings:
-    """The validated ``parameters.config`` of the run configuration at ``path``, after
-    the command-line ``overrides`` of :func:`apply_overrides`."""
-    raw = load_run_config(path)["parameters"]["config"]
-    try:
-        return apply_overrides(raw, **overrides)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    """The validated settings of the run configuration at ``path`` after the keyword
+    ``overrides`` (fields of :class:`Overrides`)."""
+    return load_run(path, Overrides(**overrides)).settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from cryptocast.errors import UserError
 
@@ -111,10 +111,10 @@ class PairSpan(_Record):
 class SourceInfo(_Record):
     """Where a run's candles came from (the load step's ``source`` output)."""
 
-    requested: str
-    used: str
-    fallback: bool
-    live: bool
+    requested: str = Field(description="The source the config asked for (auto, binance, ...).")
+    used: str = Field(description="The source that gave the candles: binance | files | sample.")
+    fallback: bool = Field(default=False, description="auto fell back to sample data.")
+    live: bool = Field(default=False, description="Live data: subject to the freshness rule.")
     details: dict[str, Any] = Field(default_factory=dict)
     pairs: dict[str, PairSpan] = Field(default_factory=dict)
 
@@ -343,6 +343,40 @@ class ReleaseRecord(_Record):
             f"  forecasts stored: {self.forecast_rows} rows; older servers stopped: "
             f"{', '.join(f'v{v}' for v in self.retired_servers) or 'none'}",
         ]
+
+
+class Deployment(_Record):
+    """What the deploy step did (its ``deployment`` output): the decision acted on, the
+    champion afterwards and where it answers, and the release's record when it promoted."""
+
+    action: str
+    version: str | None = None
+    url: str | None = None
+    release: ReleaseRecord | None = None
+
+
+class Calibrations(RootModel[dict[str, dict[str, list[float]]]]):
+    """Per pair, the calibration of the candidate it would serve: quantile level -> the
+    normalised score quantile per step (the evaluate step's ``calibration`` output)."""
+
+
+class ChampionWindow(_Record):
+    """The champion a monitoring run judges: its version, each pair's forecast origin and
+    how many candles came after it (the split step's ``champion`` output)."""
+
+    version: str
+    origins: dict[str, str]
+    recent_candles: dict[str, int]
+
+
+class TrainingTrigger(_Record):
+    """Whether monitoring started a training run, and how it ended (the trigger step's
+    output)."""
+
+    triggered: bool
+    returncode: int | None = None
+    rejected: bool = False
+    command: list[str] = Field(default_factory=list)
 
 
 class ReconcileRecord(_Record):

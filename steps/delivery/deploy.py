@@ -22,7 +22,9 @@ from cryptocast import failpoints
 from cryptocast.config import Settings
 from cryptocast.contracts import (
     LABEL_TAG,
+    Calibrations,
     Decision,
+    Deployment,
     Manifest,
     PairEntry,
     SourceInfo,
@@ -49,7 +51,7 @@ def _manifest(
     cfg: Settings,
     d: Decision,
     scores: pd.DataFrame,
-    calibration: dict,
+    calibration: Calibrations,
     version: str,
     run: dict,
     label: str,
@@ -73,7 +75,7 @@ def _manifest(
             p.pair: PairEntry(
                 metrics=by_pair.loc[(p.pair, p.challenger)].to_dict(),
                 naive_mase=p.naive_mase,
-                calibration=calibration[p.pair],
+                calibration=calibration.root[p.pair],
             )
             for p in d.pairs
         },
@@ -85,13 +87,14 @@ def deploy(
     clean: pd.DataFrame,
     fitted: list[Candidates],
     scores: pd.DataFrame,
-    decision: dict,
-    calibration: dict,
-    source: dict,
+    decision: Decision,
+    calibration: Calibrations,
+    source: SourceInfo,
     cfg: Settings,
-) -> Annotated[dict, "deployment"]:
-    d = Decision.model_validate(decision)
-    used = SourceInfo.model_validate(source).used
+) -> Annotated[Deployment, "deployment"]:
+    """Act on the decision: on PROMOTE, release the chosen candidates as the next
+    version (all or nothing); on KEEP or REJECT, leave everything users see as it is."""
+    d, used = decision, source.used
     data = data_provenance(source, cfg)
     name = cfg.deploy.model_name
     with exclusive(lock_path(cfg.deploy.models_dir), f"{cfg.granularity} deploy"):
@@ -102,11 +105,8 @@ def deploy(
                 f"deploy: decision is {d.action.upper()}; champion v{champion} and what "
                 "users see stay as they are"
             )
-            return {
-                "action": d.action,
-                "version": champion,
-                "url": current.prediction_url if current else None,
-            }
+            url = current.prediction_url if current else None
+            return Deployment(action=d.action, version=champion, url=url)
         if champion != d.champion_version:
             raise StaleDecision(
                 f"the champion changed from v{d.champion_version} to v{champion} after this "
@@ -174,4 +174,4 @@ def deploy(
         f"deploy: {name} v{version} is champion (previous: {previous}), serving {label}; "
         f"answering at {result.url} {result.seconds_to_answer}s after the decision"
     )
-    return {"action": "promote", **result.to_dict()}
+    return Deployment(action="promote", version=version, url=result.url, release=result)

@@ -13,7 +13,8 @@ import pandas as pd
 from zenml import step
 
 from cryptocast.config import Settings
-from cryptocast.contracts import Decision, pair_slug
+from cryptocast.contracts import Calibrations, Decision, SourceInfo, pair_slug
+from cryptocast.data.validation import ValidationReport
 from cryptocast.delivery import registry
 from cryptocast.delivery.decisions import decide, provenance_guard
 from cryptocast.delivery.provenance import data_provenance
@@ -22,7 +23,7 @@ from cryptocast.modeling.evaluation import METRICS
 from cryptocast.modeling.plots import forecast_vs_actual
 from cryptocast.modeling.reports import calibration_figure
 from infra.stack import TRACKER
-from infra.tracking import run_metadata, tag_run
+from infra.tracking import flatten, run_metadata, tag_run
 
 
 def _log_metrics(scores: pd.DataFrame, decision: Decision) -> None:
@@ -62,14 +63,19 @@ def _log_plots(ev: Evaluation, decision: Decision, cfg: Settings) -> None:
 def evaluate(
     clean: pd.DataFrame,
     backtests: list[Evaluation],
-    validation_report: dict,
-    source: dict,
+    validation_report: ValidationReport,
+    source: SourceInfo,
     cfg: Settings,
 ) -> tuple[
     Annotated[pd.DataFrame, "scores"],
-    Annotated[dict, "decision"],
-    Annotated[dict, "calibration"],
+    Annotated[Decision, "decision"],
+    Annotated[Calibrations, "calibration"],
 ]:
+    """The fit steps' backtests as one table, the champion re-scored on the same window
+    where the data provenance allows, and the decision with its tests and reasons; logs
+    the whole configuration, the metrics and the plots to the run."""
+    mlflow.log_params(flatten(cfg.model_dump(mode="json"), "cfg."))
+    mlflow.log_dict(cfg.model_dump(mode="json"), "config.json")
     ev = merge_evaluations(backtests, cfg)
     name = cfg.deploy.model_name
     run = data_provenance(source, cfg)
@@ -95,7 +101,7 @@ def evaluate(
     decision = decide(ev, cfg, champion=champion, champion_version=champion_version, guard=guard)
     _log_metrics(ev.scores, decision)
     _log_plots(ev, decision, cfg)
-    mlflow.log_dict(validation_report, "validation/report.json")
+    mlflow.log_dict(validation_report.to_dict(), "validation/report.json")
     mlflow.log_dict(decision.model_dump(mode="json"), "decision.json")
     mlflow.log_text(ev.scores.to_string(index=False), "scores.txt")
     mlflow.log_metric("challenger_mean_mase", decision.challenger_mean_mase)
@@ -104,4 +110,4 @@ def evaluate(
     print(ev.scores.to_string(index=False))
     print(decision.summary())
     served = {p.pair: ev.served[p.pair][p.challenger] for p in decision.pairs}
-    return ev.scores, decision.model_dump(mode="json"), served
+    return ev.scores, decision, Calibrations(served)

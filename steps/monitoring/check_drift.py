@@ -18,6 +18,8 @@ from infra.stack import TRACKER
 def check_drift(
     reference: pd.DataFrame, recent: pd.DataFrame, cfg: Settings
 ) -> Annotated[pd.DataFrame, "drift"]:
+    """Per pair and feature, the PSI and KS test of the recent candles against the
+    champion's reference window, and whether it drifted."""
     result = monitoring.drift(reference, recent, **cfg.monitoring.drift_limits())
     for r in result.itertuples():
         key = f"{pair_slug(r.pair)}.{r.feature}"

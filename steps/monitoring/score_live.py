@@ -11,7 +11,7 @@ import pandas as pd
 from zenml import step
 
 from cryptocast.config import Settings
-from cryptocast.contracts import pair_slug
+from cryptocast.contracts import ChampionWindow, pair_slug
 from cryptocast.delivery import store
 from cryptocast.modeling import plots
 from cryptocast.observability import monitoring
@@ -20,14 +20,16 @@ from infra.stack import TRACKER
 
 @step(experiment_tracker=TRACKER)
 def score_live(
-    reference: pd.DataFrame, recent: pd.DataFrame, champion: dict, cfg: Settings
+    reference: pd.DataFrame, recent: pd.DataFrame, champion: ChampionWindow, cfg: Settings
 ) -> Annotated[pd.DataFrame, "live_accuracy"]:
+    """The champion's stored forecasts scored against the candles that came due (live
+    MASE, MAE, interval coverage per pair), logged with a plot per pair."""
     engine = store.connect()
     try:
         rows = store.read_forecasts(engine, cfg.granularity, cfg.deploy.model_name)
     finally:
         engine.dispose()
-    rows = rows[rows["model_version"] == champion["version"]]
+    rows = rows[rows["model_version"] == champion.version]
     scored = monitoring.scored_forecasts(rows, recent, cfg.monitoring.live_window)
     accuracy = monitoring.live_accuracy(scored, reference)
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,7 +39,7 @@ def score_live(
                 scored,
                 pair,
                 path,
-                title=f"{pair} ({cfg.granularity}): live forecasts of v{champion['version']}",
+                title=f"{pair} ({cfg.granularity}): live forecasts of v{champion.version}",
             )
             mlflow.log_artifact(str(path), "plots")
     for r in accuracy.itertuples():

@@ -8,6 +8,7 @@ import pandas as pd
 from zenml import step
 
 from cryptocast.config import Settings
+from cryptocast.contracts import ChampionWindow
 from cryptocast.observability import monitoring
 from cryptocast.serving.bundle import load_bundle
 from infra.stack import TRACKER
@@ -20,19 +21,21 @@ def split(
 ) -> tuple[
     Annotated[pd.DataFrame, "reference"],
     Annotated[pd.DataFrame, "recent"],
-    Annotated[dict, "champion"],
+    Annotated[ChampionWindow, "champion"],
 ]:
+    """The champion's training window (reference) and the candles since (recent), per
+    pair from the champion's forecast origin."""
     bundle = load_bundle(cfg.deploy.models_dir)
     origins = {p: bundle.histories[p].index[-1] for p in bundle.pairs if p in cfg.pairs}
     reference, recent = monitoring.split_at_origin(ohlcv, origins, cfg.monitoring.reference_window)
-    champion = {
-        "version": bundle.manifest.model_version,
-        "origins": {p: str(t) for p, t in origins.items()},
-        "recent_candles": recent.groupby("pair").size().to_dict(),
-    }
+    champion = ChampionWindow(
+        version=bundle.manifest.model_version,
+        origins={p: str(t) for p, t in origins.items()},
+        recent_candles={str(p): int(n) for p, n in recent.groupby("pair").size().items()},
+    )
     print(
-        f"monitor: champion v{champion['version']}, origins {champion['origins']}, "
-        f"recent candles {champion['recent_candles']}"
+        f"monitor: champion v{champion.version}, origins {champion.origins}, "
+        f"recent candles {champion.recent_candles}"
     )
     if recent.empty:  # say why: the data ends before the champion's last candle
         last = ohlcv.groupby("pair")["timestamp"].max()
@@ -41,5 +44,5 @@ def split(
             + ", ".join(f"{p} {last[p]:%Y-%m-%d %H:%M}" for p in origins if p in last.index)
             + " (monitoring scores what happened after the champion was trained)"
         )
-    tag_run({"granularity": cfg.granularity, "champion_version": champion["version"]})
+    tag_run({"champion_version": champion.version})
     return reference, recent, champion

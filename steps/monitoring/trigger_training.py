@@ -7,19 +7,21 @@ from typing import Annotated
 import mlflow
 from zenml import step
 
-from cryptocast.config import Settings
-from cryptocast.contracts import MonitorDecision
+from cryptocast.config import Overrides, Settings
+from cryptocast.contracts import MonitorDecision, TrainingTrigger
 from infra import retrain
 from infra.stack import TRACKER
 
 
 @step(experiment_tracker=TRACKER)
 def trigger_training(
-    monitor_decision: dict, cfg: Settings, overrides: dict
-) -> Annotated[dict, "trigger"]:
-    decision = MonitorDecision.model_validate(monitor_decision)
+    monitor_decision: MonitorDecision, cfg: Settings, overrides: Overrides
+) -> Annotated[TrainingTrigger, "trigger"]:
+    """On ``retrain`` (and ``monitoring.retrain``), a training run in its own process with
+    the monitoring run's data overrides; its own promotion rules decide what is served."""
+    decision = monitor_decision
     if decision.action != "retrain" or not cfg.monitoring.retrain:
-        return {"triggered": False}
+        return TrainingTrigger(triggered=False)
     args = retrain.training_command(cfg.granularity, overrides)
     print(f"monitor: triggering cryptocast {' '.join(args)}", flush=True)
     rc = retrain.run_training(args)
@@ -30,7 +32,7 @@ def trigger_training(
             "(REJECT); the champion and what users see stay as they are",
             flush=True,
         )
-        return {"triggered": True, "returncode": rc, "rejected": True, "command": args}
+        return TrainingTrigger(triggered=True, returncode=rc, rejected=True, command=args)
     if rc != 0:
         raise RuntimeError(f"the triggered training run failed (exit {rc}); see its output above")
-    return {"triggered": True, "returncode": rc, "command": args}
+    return TrainingTrigger(triggered=True, returncode=rc, command=args)

@@ -12,7 +12,7 @@ import pandas as pd
 from zenml import get_step_context, step
 
 from cryptocast import threads
-from cryptocast.config import Settings
+from cryptocast.config import FitSection
 from cryptocast.modeling.backtest import Candidates, Evaluation, Shard, fit_and_backtest
 from infra.materializers import CandidatesMaterializer, EvaluationMaterializer
 from infra.stack import TRACKER
@@ -26,8 +26,10 @@ from infra.stack import TRACKER
     },
 )
 def fit(
-    clean: pd.DataFrame, cfg: Settings, pairs: list[str], scope: str
+    clean: pd.DataFrame, cfg: FitSection, pairs: list[str], scope: str
 ) -> tuple[Annotated[Candidates, "candidates"], Annotated[Evaluation, "evaluation"]]:
+    """The shard's candidates fitted before the evaluation window, and their backtests;
+    ``cfg`` is the fit section only, so a change elsewhere in the config keeps the cache."""
     name = get_step_context().step_run.name
     print(f"{name}: fitting and backtesting {scope}-series candidates of {len(pairs)} pair(s)")
     t0 = time.perf_counter()

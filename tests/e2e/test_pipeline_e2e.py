@@ -20,11 +20,12 @@ pytestmark = pytest.mark.e2e
 
 
 def run_pipeline(config_path: Path, **overrides):
+    from cryptocast.config import Overrides, load_run
     from infra.stack import configure_mlflow
     from pipelines.training import run_training
 
     try:
-        return run_training(config_path, **overrides)
+        return run_training(load_run(config_path, Overrides(**overrides)))
     finally:
         configure_mlflow()  # the tracker resets mlflow's URIs after each step
 
@@ -186,16 +187,44 @@ def test_exporter_reports_the_served_champion(hour_run):
     assert got[("cryptocast_champion_version", None)] == 1
 
 
-def test_second_run_is_cached_and_keeps_the_champion(hour_run):
+def test_second_run_reads_its_config_once_and_a_deploy_change_keeps_the_fits_cached(
+    hour_run, monkeypatch
+):
+    """``cryptocast train`` (in this process) reads and validates its configuration once;
+    with only ``deploy:`` and ``monitoring:`` changed, validation and every fit step come
+    from the cache, and the champion stays."""
+    import yaml
+    from click.testing import CliRunner
     from zenml.client import Client
 
+    from cli.train import train
+    from cryptocast import config
     from cryptocast.delivery import registry
     from infra import deployer
+    from infra.stack import configure_mlflow
+    from infra.tracking import TRAINING_PIPELINE
 
-    _, cfg, _ = hour_run
+    tmp, cfg, _ = hour_run
+    changed = yaml.safe_load(cfg.read_text())
+    changed["parameters"]["config"]["deploy"]["timeout_s"] = 61
+    changed["parameters"]["config"]["monitoring"]["live_window"] = 23
+    path = tmp / "hour-deploy-changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    reads, validations = [], []
+    read, apply = config.read_run_config, config.Overrides.apply
+    monkeypatch.setattr(config, "read_run_config", lambda p: reads.append(p) or read(p))
+    monkeypatch.setattr(
+        config.Overrides, "apply", lambda self, raw: validations.append(1) or apply(self, raw)
+    )
     before = deployer.running("cryptocast-hour").prediction_url
-    run = run_pipeline(cfg)
-    steps = Client().get_pipeline_run(run.id).steps
+    try:
+        result = CliRunner().invoke(train, ["--gran", "hour", "--config", str(path)])
+    finally:
+        configure_mlflow()
+    assert result.exit_code == 0, result.output
+    assert (len(reads), len(validations)) == (1, 1)
+    run = Client().get_pipeline(TRAINING_PIPELINE).last_run
+    steps = run.steps
     assert steps["validate"].status.value == "cached"
     assert steps["fit_btc_usdt_eth_usdt"].status.value == "cached"  # fitted and backtested
     assert steps["fit_global"].status.value == "cached"

@@ -18,13 +18,13 @@ def test_real_files_pass_after_repair(gran, shared_data):
         data_dir=str(shared_data),
         pairs=["BTC/USDT", "ETH/USDT", "BNB/USDT"],
     )
-    loaded = load_ohlcv(cfg)
-    assert loaded.source == "files"
-    assert not loaded.live
-    clean, report = validate(loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
+    frame, info = load_ohlcv(cfg)
+    assert info.used == "files"
+    assert not info.live
+    clean, report = validate(frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
     assert report.ok
     # the two collection methods' overlap is resolved on purpose, and reported
-    superseded = loaded.details["cdd_overlap_superseded"]
+    superseded = info.details["cdd_overlap_superseded"]
     if gran == "hour":
         assert superseded["Binance_BTCUSDT_1h.csv"]["rows"] == 2649
         assert superseded["Binance_ETHUSDT_1h.csv"]["rows"] == 2649
@@ -43,6 +43,6 @@ def test_the_whole_hourly_file_is_rejected_for_its_old_dirt(shared_data):
     from cryptocast.data.validation import DataValidationError
 
     with pytest.raises(DataValidationError) as err:
-        validate(load_ohlcv(cfg).frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
+        validate(load_ohlcv(cfg)[0], cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
     rules = {v.rule for v in err.value.report.violations}
     assert {"long_gaps", "implausible_jump"} <= rules

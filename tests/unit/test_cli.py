@@ -290,7 +290,7 @@ def test_a_link_loop_as_data_dir_is_named_by_the_loader(tmp_path):
 
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
-    assert data_overrides(None, str(loop), None)["data_dir"] == str(loop)  # no RuntimeError
+    assert data_overrides(None, str(loop), None).data_dir == str(loop)  # no RuntimeError
 
 
 @pytest.mark.parametrize("command", ["train", "monitor"])

@@ -1,6 +1,6 @@
 import pytest
 
-from cryptocast.config import ConfigError, apply_overrides, load_run_config, load_settings
+from cryptocast.config import ConfigError, apply_overrides, load_settings, read_run_config
 from tests.conftest import ROOT, raw_config
 
 
@@ -11,7 +11,7 @@ def test_shipped_configs_validate(gran):
     assert cfg.pairs == ["BTC/USDT", "ETH/USDT"]
     assert cfg.evaluation.baseline in cfg.candidates
     assert (
-        load_run_config(ROOT / "configs" / f"{gran}.yaml")["steps"]["deploy"]["enable_cache"]
+        read_run_config(ROOT / "configs" / f"{gran}.yaml")["steps"]["deploy"]["enable_cache"]
         is False
     )
 

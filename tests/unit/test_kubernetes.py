@@ -16,7 +16,7 @@ import pytest
 import yaml
 from zenml.enums import StackComponentType
 
-from cryptocast.config import ConfigError, apply_overrides, load_run_config
+from cryptocast.config import ConfigError, apply_overrides, read_run_config
 from infra import k8s
 from infra.stack import COMPONENTS, TRACKER
 from tests.conftest import ROOT
@@ -292,7 +292,7 @@ def test_overlay_is_a_zenml_run_configuration(env):
 
 @pytest.mark.parametrize("gran", ["hour", "day"])
 def test_run_config_gives_every_step_pod_resources(env, gran):
-    base = load_run_config(ROOT / "configs" / f"{gran}.yaml")
+    base = read_run_config(ROOT / "configs" / f"{gran}.yaml")
     merged = k8s.run_config(base, FIT_STEPS, threads=3)
     steps = merged["steps"]
     assert set(steps) == {*STATIC_STEPS, *FIT_STEPS}
@@ -320,7 +320,7 @@ def test_run_config_gives_every_step_pod_resources(env, gran):
 def test_a_run_gets_its_own_fit_steps_in_a_file_removed_afterwards(env):
     from cryptocast.modeling.backtest import shards
 
-    run = load_run_config(ROOT / "configs" / "hour.yaml")
+    run = read_run_config(ROOT / "configs" / "hour.yaml")
     cfg = apply_overrides(run["parameters"]["config"], pairs=["BTC/USDT", "ETH/USDT", "SOL/USDT"])
     names = [s.step_id for s in shards(cfg)]
     with k8s.run_config_file(run, names, 2) as path:

@@ -31,7 +31,7 @@ def test_shifted_identity_and_bad_scale():
 
 
 def test_what_if_files_are_marked_and_runs_on_them_are_scenario_runs(tmp_path):
-    from cryptocast.contracts import PairSpan, Provenance, SourceInfo
+    from cryptocast.contracts import Provenance
     from cryptocast.data.scenarios import MARKER, scenario_of, write_shifted
     from cryptocast.data.sources import load_ohlcv
 
@@ -41,16 +41,9 @@ def test_what_if_files_are_marked_and_runs_on_them_are_scenario_runs(tmp_path):
     assert (tmp_path / MARKER).is_file()
     assert scenario_of(tmp_path)["return_scale"] == 2.0
     cfg = files_config(tmp_path, history=300)
-    loaded = load_ohlcv(cfg)
-    assert loaded.details["scenario"]["after"] == str(after)
-    source = SourceInfo(
-        requested="files",
-        used=loaded.source,
-        fallback=False,
-        live=False,
-        details=loaded.details,
-        pairs={"BTC/USDT": PairSpan(first="a", last="b", rows=300)},
-    )
+    _, source = load_ohlcv(cfg)
+    assert source.details["scenario"]["after"] == str(after)
+    assert source.pairs["BTC/USDT"].rows == 300
     prov = Provenance.of_source(source, None)
     assert prov.kind == "scenario"
     assert not prov.real

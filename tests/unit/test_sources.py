@@ -25,14 +25,15 @@ def _cfg(**over):
 
 def test_auto_falls_back_to_sample_without_retrying(caplog):
     Offline.calls = 0
-    loaded = load_ohlcv(_cfg(), exchange_factory=lambda name: Offline())
-    assert loaded.fallback
-    assert loaded.source == "sample"
-    assert loaded.requested == "auto"
+    frame, info = load_ohlcv(_cfg(), exchange_factory=lambda name: Offline())
+    assert info.fallback
+    assert info.used == "sample"
+    assert set(info.pairs) == {"BTC/USDT", "ETH/USDT"}  # each pair's span comes with it
+    assert info.requested == "auto"
     assert Offline.calls == 1  # offline machines do not wait for backoff
     assert "FALLING BACK" in caplog.text
-    assert set(loaded.frame["pair"]) == {"BTC/USDT", "ETH/USDT"}
-    assert loaded.frame.groupby("pair").size().eq(4200).all()
+    assert set(frame["pair"]) == {"BTC/USDT", "ETH/USDT"}
+    assert frame.groupby("pair").size().eq(4200).all()
 
 
 def test_binance_source_never_falls_back():
@@ -50,9 +51,9 @@ def test_strict_auto_never_falls_back():
 
 
 def test_sample_source_is_not_live():
-    loaded = load_ohlcv(_cfg(source="sample"))
-    assert not loaded.live
-    assert not loaded.fallback
+    _frame, info = load_ohlcv(_cfg(source="sample"))
+    assert not info.live
+    assert not info.fallback
 
 
 def test_trim_history_per_pair():
@@ -62,31 +63,31 @@ def test_trim_history_per_pair():
 
 
 def test_until_keeps_the_history_before_it(tmp_path, caplog):
-    frame = make_ohlcv("BTC/USDT", periods=300)
-    frame.to_csv(tmp_path / "btc.csv", index=False)
-    until = frame["timestamp"].iloc[199]
+    candles = make_ohlcv("BTC/USDT", periods=300)
+    candles.to_csv(tmp_path / "btc.csv", index=False)
+    until = candles["timestamp"].iloc[199]
     cfg = files_config(tmp_path, history=100, until=until.isoformat())
     caplog.set_level("INFO", "cryptocast.data.sources")
-    loaded = load_ohlcv(cfg)
+    frame, info = load_ohlcv(cfg)
     # a load that keeps fewer candles than the file holds says how many and why
     assert "files: BTC/USDT: 200 candles read, the last 100 kept (data.history: 100" in caplog.text
-    assert loaded.frame["timestamp"].iloc[-1] == until
-    assert len(loaded.frame) == 100  # the full history before the cut, not after it
-    assert loaded.details["end"] == str(until)
-    assert not loaded.live
+    assert frame["timestamp"].iloc[-1] == until
+    assert len(frame) == 100  # the full history before the cut, not after it
+    assert info.details["end"] == str(until)
+    assert not info.live
 
 
 def test_one_row_dated_in_the_future_gets_its_own_rule(tmp_path):
     from cryptocast.data.validation import DataValidationError, validate
 
-    frame = make_ohlcv("BTC/USDT", periods=300)
-    future = frame.iloc[[-1]].assign(timestamp=pd.Timestamp("2099-01-01", tz="UTC"))
-    pd.concat([frame, future]).to_csv(tmp_path / "btc.csv", index=False)
+    candles = make_ohlcv("BTC/USDT", periods=300)
+    future = candles.iloc[[-1]].assign(timestamp=pd.Timestamp("2099-01-01", tz="UTC"))
+    pd.concat([candles, future]).to_csv(tmp_path / "btc.csv", index=False)
     cfg = files_config(tmp_path, history=100)
-    loaded = load_ohlcv(cfg)
-    assert len(loaded.frame) == 101  # the real window is kept, and the row for the rule
+    frame, _info = load_ohlcv(cfg)
+    assert len(frame) == 101  # the real window is kept, and the row for the rule
     with pytest.raises(DataValidationError) as err:
-        validate(loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
+        validate(frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
     rules = {v.rule for v in err.value.report.violations}
     assert rules == {"future_timestamp"}
     assert "[future_timestamp] BTC/USDT: 1 x, first at 2099-01-01 00:00" in str(err.value)

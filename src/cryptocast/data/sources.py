@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 
-from cryptocast.config import Settings
-from cryptocast.contracts import to_ohlcv
+from cryptocast.config import LoadSection
+from cryptocast.contracts import PairSpan, SourceInfo, to_ohlcv
 from cryptocast.data import binance
 from cryptocast.data.files import read_directory
 from cryptocast.data.sample import synthetic_candles
@@ -39,18 +37,6 @@ def fallback_banner(reason: str, width: int = 80) -> str:
     return "\n".join(["", rule, *(f"#  {line:<{inner}}  #" for line in lines), rule, ""])
 
 
-@dataclass
-class Loaded:
-    """The candles plus where they came from (tracked in MLflow and ZenML)."""
-
-    frame: pd.DataFrame
-    source: str  # the source actually used: binance | files | sample
-    requested: str
-    fallback: bool = False
-    live: bool = False  # live data is subject to the freshness rule
-    details: dict[str, Any] = field(default_factory=dict)
-
-
 def trim_history(
     frame: pd.DataFrame, history: int, freq: str, now: pd.Timestamp | None = None
 ) -> pd.DataFrame:
@@ -66,7 +52,7 @@ def trim_history(
     return frame[keep].reset_index(drop=True)
 
 
-def load_sample(cfg: Settings) -> pd.DataFrame:
+def load_sample(cfg: LoadSection) -> pd.DataFrame:
     return to_ohlcv(
         pd.concat(
             [
@@ -85,7 +71,7 @@ def load_sample(cfg: Settings) -> pd.DataFrame:
 
 
 def load_binance(
-    cfg: Settings, exchange: binance.Exchange, *, retries: int | None = None
+    cfg: LoadSection, exchange: binance.Exchange, *, retries: int | None = None
 ) -> pd.DataFrame:
     frames = [
         binance.load_cached(
@@ -105,26 +91,36 @@ def load_binance(
 
 
 def load_ohlcv(
-    cfg: Settings,
+    cfg: LoadSection,
     *,
     exchange_factory: Callable[[str], binance.Exchange] = binance.make_exchange,
-) -> Loaded:
-    """Load candles (see :func:`_load`); with ``data.end`` set, only those opening by then
-    (files keep ``history`` candles before it; sample and Binance data are cut)."""
-    loaded = _load(cfg, exchange_factory=exchange_factory)
+) -> tuple[pd.DataFrame, SourceInfo]:
+    """The candles (see :func:`_load`) and where they came from, with each pair's span;
+    with ``data.end`` set, only those opening by then (files keep ``history`` candles
+    before it; sample and Binance data are cut)."""
+    frame, info = _load(cfg, exchange_factory=exchange_factory)
     if cfg.data.end is not None:
         end = pd.Timestamp(cfg.data.end).tz_convert("UTC")
-        loaded.frame = loaded.frame[loaded.frame["timestamp"] <= end].reset_index(drop=True)
-        loaded.live = False  # a run "as of" a past date is not judged for freshness
-        loaded.details["end"] = str(end)
-    return loaded
+        frame = frame[frame["timestamp"] <= end].reset_index(drop=True)
+        # a run "as of" a past date is not judged for freshness
+        info = info.model_copy(update={"live": False, "details": info.details | {"end": str(end)}})
+    return frame, info.model_copy(update={"pairs": spans(frame)})
+
+
+def spans(frame: pd.DataFrame) -> dict[str, PairSpan]:
+    """Per pair: its first and last candle and how many there are."""
+    span = frame.groupby("pair")["timestamp"].agg(["min", "max", "count"])
+    return {
+        str(p): PairSpan(first=str(r["min"]), last=str(r["max"]), rows=int(r["count"]))
+        for p, r in span.iterrows()
+    }
 
 
 def _load(
-    cfg: Settings,
+    cfg: LoadSection,
     *,
     exchange_factory: Callable[[str], binance.Exchange],
-) -> Loaded:
+) -> tuple[pd.DataFrame, SourceInfo]:
     """Load candles for every configured pair from the configured source.
 
     ``auto`` tries the exchange once (no retries, so an offline machine does not wait) and
@@ -132,9 +128,9 @@ def _load(
     """
     source = cfg.data.source
     if source == "sample":
-        return Loaded(load_sample(cfg), source="sample", requested=source)
+        return load_sample(cfg), SourceInfo(requested=source, used="sample")
     if source == "files":
-        assert cfg.data.data_dir is not None  # enforced by Settings
+        assert cfg.data.data_dir is not None  # enforced by Settings (source files needs data_dir)
         scan = read_directory(
             cfg.data.data_dir,
             pairs=cfg.pairs,
@@ -160,21 +156,20 @@ def _load(
         }
         if (scenario := scenario_of(cfg.data.data_dir)) is not None:
             details["scenario"] = scenario
-        return Loaded(frame, source="files", requested=source, details=details)
+        return frame, SourceInfo(requested=source, used="files", details=details)
     # binance or auto
     retries = None if source == "binance" or cfg.data.strict else 0
     try:
         exchange = exchange_factory(cfg.data.exchange)
         frame = load_binance(cfg, exchange, retries=retries)
-        return Loaded(frame, source="binance", requested=source, live=True)
+        return frame, SourceInfo(requested=source, used="binance", live=True)
     except binance.SourceUnavailable as exc:
         if source == "binance" or cfg.data.strict:
             raise
         log.warning(fallback_banner(str(exc)))
-        return Loaded(
-            load_sample(cfg),
-            source="sample",
+        return load_sample(cfg), SourceInfo(
             requested=source,
+            used="sample",
             fallback=True,
             details={"fallback_reason": str(exc)},
         )

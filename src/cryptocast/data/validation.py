@@ -19,10 +19,9 @@ above ``max_abs_log_return``), ``insufficient_history``, ``stale_data`` (live so
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from cryptocast.config import ValidationSettings
 from cryptocast.contracts import PRICE_COLUMNS, to_ohlcv
@@ -32,8 +31,10 @@ MAX_EXAMPLES = 5
 LOUD_LOSS = 3  # rows of a pair dropped by repairs before the report warns about them
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(BaseModel):
+    """One rule's repair or violation for one pair: how many rows, the first ones."""
+
+    model_config = ConfigDict(frozen=True)
     rule: str
     pair: str
     count: int
@@ -41,29 +42,31 @@ class Finding:
     detail: str = ""
 
     def line(self) -> str:
+        """The finding as one line of the report."""
         extra = f" ({self.detail})" if self.detail else ""
         return f"[{self.rule}] {self.pair}: {self.count} x, first at {', '.join(self.first)}{extra}"
 
 
-@dataclass
-class ValidationReport:
-    repairs: list[Finding] = field(default_factory=list)
-    violations: list[Finding] = field(default_factory=list)
-    rows: dict[str, dict[str, int]] = field(default_factory=dict)
+class ValidationReport(BaseModel):
+    """Every repair and violation of one validation, and the rows per pair before and
+    after (the validate step's ``validation_report`` output)."""
 
+    repairs: list[Finding] = Field(default_factory=list)
+    violations: list[Finding] = Field(default_factory=list)
+    rows: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
+        """No violation: the candles may be trained on."""
         return not self.violations
 
     def to_dict(self) -> dict:
-        return {
-            "ok": self.ok,
-            "repairs": [asdict(f) for f in self.repairs],
-            "violations": [asdict(f) for f in self.violations],
-            "rows": self.rows,
-        }
+        """The report as JSON data (MLflow, the ZenML dashboard)."""
+        return self.model_dump(mode="json")
 
     def format(self) -> str:
+        """The report as lines for a person."""
         out = [f"data validation: {'OK' if self.ok else 'FAILED'}"]
         if self.violations:
             out.append(f"{len(self.violations)} violation(s):")
@@ -240,7 +243,11 @@ def validate(
         g = frame[frame["pair"] == pair].reset_index(drop=True)
         raw_rows = len(g)
         if g.empty:
-            report.violations.append(Finding("insufficient_history", pair, 0, [], "no candles"))
+            report.violations.append(
+                Finding(
+                    rule="insufficient_history", pair=pair, count=0, first=[], detail="no candles"
+                )
+            )
             continue
         future = g["timestamp"] > now
         g = _drop(
@@ -262,11 +269,11 @@ def validate(
         if len(g) < cfg.min_history:
             report.violations.append(
                 Finding(
-                    "insufficient_history",
-                    pair,
-                    len(g),
-                    _stamps(g["timestamp"][:1]),
-                    f"{len(g)} candles < min_history {cfg.min_history}",
+                    rule="insufficient_history",
+                    pair=pair,
+                    count=len(g),
+                    first=_stamps(g["timestamp"][:1]),
+                    detail=f"{len(g)} candles < min_history {cfg.min_history}",
                 )
             )
         if live and cfg.max_staleness is not None:

@@ -71,7 +71,7 @@ def run_provenance(frame: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def data_provenance(source: dict, cfg: Settings) -> Provenance:
+def data_provenance(source: SourceInfo, cfg: Settings) -> Provenance:
     """The provenance of a run's data: the load step's ``source`` record and ``UNTIL``."""
     until = None if cfg.data.end is None else cfg.data.end.isoformat()
-    return Provenance.of_source(SourceInfo.model_validate(source), until)
+    return Provenance.of_source(source, until)

@@ -14,7 +14,7 @@ from typing import Literal
 import pandas as pd
 
 from cryptocast import failpoints, threads
-from cryptocast.config import Settings, central_levels
+from cryptocast.config import FitSection, central_levels
 from cryptocast.contracts import pair_slug
 from cryptocast.modeling import significance, uncertainty
 from cryptocast.modeling.evaluation import naive_scale, score
@@ -60,7 +60,7 @@ class Shard:
         return f"fit_{slugs[0]}_and_{len(slugs) - 1}_more"
 
 
-def shards(cfg: Settings) -> list[Shard]:
+def shards(cfg: FitSection) -> list[Shard]:
     """The fit steps of a run: the single-series candidates in groups of
     ``scale.pairs_per_step`` pairs, and one step for the multi-series candidates."""
     out = []
@@ -71,7 +71,7 @@ def shards(cfg: Settings) -> list[Shard]:
     return out
 
 
-def limit_threads(cfg: Settings) -> int:
+def limit_threads(cfg: FitSection) -> int:
     """Cap this process's numeric libraries at the thread budget of ``cfg.scale``."""
     s = cfg.scale
     return threads.limit(threads.per_worker(s.threads, s.workers, threads.available_cpus()))
@@ -91,12 +91,14 @@ def volume_series(clean: pd.DataFrame, pairs: list[str]) -> dict[str, pd.Series]
     return {p: close_series(clean, p, "volume") for p in pairs}
 
 
-def fit_cutoff(cfg: Settings) -> int:
+def fit_cutoff(cfg: FitSection) -> int:
     """Candles held out of fitting: the calibration window, then the evaluation window."""
     return cfg.evaluation.window + cfg.evaluation.calibration_window
 
 
-def train_candidates(clean: pd.DataFrame, cfg: Settings, shard: Shard | None = None) -> Candidates:
+def train_candidates(
+    clean: pd.DataFrame, cfg: FitSection, shard: Shard | None = None
+) -> Candidates:
     """Fit the configured candidates of ``shard`` (default: every candidate of every
     pair) on the candles before the calibration and evaluation windows (a multi-series
     candidate: once, on all the shard's pairs)."""
@@ -144,7 +146,7 @@ class Backtest:
 
 
 def backtest_forecaster(
-    fc: Forecaster, close: pd.Series, cfg: Settings, covariates: pd.DataFrame | None = None
+    fc: Forecaster, close: pd.Series, cfg: FitSection, covariates: pd.DataFrame | None = None
 ) -> Backtest:
     """Backtest ``fc`` over the calibration and evaluation windows, the evaluation
     window's forecasts with rolling conformal quantiles (:func:`uncertainty.rolling`: each
@@ -189,7 +191,7 @@ class Evaluation:
     served: dict[str, dict[str, uncertainty.Table]]  # pair -> candidate -> calibration
 
 
-def _evaluate(models: dict[str, dict[str, Forecaster]], clean: pd.DataFrame, cfg: Settings):
+def _evaluate(models: dict[str, dict[str, Forecaster]], clean: pd.DataFrame, cfg: FitSection):
     ev = cfg.evaluation
     rows, frames, losses = [], [], []
     served: dict[str, dict[str, uncertainty.Table]] = {}
@@ -227,13 +229,13 @@ def _evaluate(models: dict[str, dict[str, Forecaster]], clean: pd.DataFrame, cfg
     )
 
 
-def evaluate_candidates(clean: pd.DataFrame, candidates: Candidates, cfg: Settings) -> Evaluation:
+def evaluate_candidates(clean: pd.DataFrame, candidates: Candidates, cfg: FitSection) -> Evaluation:
     """Backtest every candidate of every pair on this run's windows."""
     return _evaluate(candidates, clean, cfg)
 
 
 def fit_and_backtest(
-    clean: pd.DataFrame, cfg: Settings, shard: Shard | None = None
+    clean: pd.DataFrame, cfg: FitSection, shard: Shard | None = None
 ) -> tuple[Candidates, Evaluation]:
     """Within the thread budget of ``cfg.scale``: fit ``shard``'s candidates (default:
     all of them) and backtest them. A fit step's body; plain runs call it whole."""
@@ -242,7 +244,7 @@ def fit_and_backtest(
     return candidates, evaluate_candidates(clean, candidates, cfg)
 
 
-def merge_evaluations(parts: Sequence[Evaluation], cfg: Settings) -> Evaluation:
+def merge_evaluations(parts: Sequence[Evaluation], cfg: FitSection) -> Evaluation:
     """The backtests of several fit steps as one evaluation, rows in the config's order
     of pairs and candidates (as one step would have made them)."""
     served: dict[str, dict[str, uncertainty.Table]] = {}
@@ -268,7 +270,7 @@ def merge_evaluations(parts: Sequence[Evaluation], cfg: Settings) -> Evaluation:
 
 
 def rescore(
-    clean: pd.DataFrame, forecasters: dict[str, Forecaster], cfg: Settings, label: str
+    clean: pd.DataFrame, forecasters: dict[str, Forecaster], cfg: FitSection, label: str
 ) -> Evaluation | None:
     """Backtest already-fitted forecasters (the champion's, one per pair, named ``label``)
     on this run's windows; pairs this run does not cover are left out, and None when it

@@ -121,8 +121,8 @@ def write_accuracy_report(cfg: Settings, out: Path, command: str) -> Path:
     from cryptocast.modeling.evaluation import naive_tests
     from cryptocast.modeling.significance import overlap_lags
 
-    loaded = load_ohlcv(cfg)
-    clean, _ = validate(loaded.frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
+    frame, info = load_ohlcv(cfg)
+    clean, _ = validate(frame, cfg.validation, freq=cfg.freq, pairs=cfg.pairs)
     _, ev = fit_and_backtest(clean, cfg)
     lags = overlap_lags(cfg.horizon, cfg.evaluation.stride)
     tests = naive_tests(ev.losses, cfg.evaluation.baseline, lags)
@@ -137,7 +137,7 @@ def write_accuracy_report(cfg: Settings, out: Path, command: str) -> Path:
     window = ", ".join(f"{p} {r['max'] - cfg.step * (cfg.evaluation.window - 1):%Y-%m-%d %H:%M}"
                        f" -> {r['max']:%Y-%m-%d %H:%M}" for p, r in spans.iterrows())  # fmt: skip
     title = (
-        f"Accuracy of every candidate, {cfg.granularity} ({loaded.source} data; evaluation "
+        f"Accuracy of every candidate, {cfg.granularity} ({info.used} data; evaluation "
         f"window {window} UTC, {cfg.evaluation.window} candles, origins every "
         f"{cfg.evaluation.stride}; DM lags {lags})"
     )
