@@ -2,7 +2,7 @@
 
 torch, LightGBM and OpenMP each start a thread per core by default. On a machine that
 runs anything else (another step, another process), those threads wait on each other
-and training slows several times over (README: Performance). Each process that fits or
+and training slows several times over (docs/performance.md). Each process that fits or
 backtests models caps all of them at :func:`per_worker` threads.
 """
 

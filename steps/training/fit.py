@@ -1,4 +1,4 @@
-"""fit: one shard of the per-pair work (README: Scale-out). Fits the shard's candidates
+"""fit: one shard of the per-pair work (docs/performance.md: scale-out). Fits the shard's candidates
 before the evaluation window and backtests them; the pipeline runs one fit step per
 shard, so an orchestrator that runs steps in parallel spreads pairs over machines."""
 
