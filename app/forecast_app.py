@@ -20,10 +20,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import streamlit as st
 
-from cryptocast.config import load_settings
 from cryptocast.contracts import BASELINE_LABEL
 from cryptocast.delivery import store
 from cryptocast.paths import granularity_config
+from cryptocast.runconfig import load_settings
 from cryptocast.serving.client import ClientError, ForecastClient
 
 

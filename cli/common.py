@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.errors import Refused
-from cryptocast.config import Overrides, RunConfig, Settings, load_run
+from cryptocast.config import Settings
 from cryptocast.paths import granularity_config
+from cryptocast.runconfig import Overrides, RunConfig, load_run
 
 if TYPE_CHECKING:
     from cryptocast.contracts import ReconcileRecord, ReleaseRecord
@@ -46,7 +47,7 @@ def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def data_overrides(
     source: str | None, data_dir: str | None, pairs: str | None, **more: Any
 ) -> Overrides:
-    """The command line's :class:`~cryptocast.config.Overrides` from the data options
+    """The command line's :class:`~cryptocast.runconfig.Overrides` from the data options
     (and ``more`` of its fields): a ``--data-dir`` is made absolute (from the working
     directory) and implies ``--data files``."""
     if data_dir:

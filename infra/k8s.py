@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from cryptocast.config import ConfigError
 from cryptocast.paths import REPO_ROOT
+from cryptocast.runconfig import ConfigError
 
 STACK_FILE = REPO_ROOT / "configs" / "stacks" / "kubernetes.yaml"
 RUN_OVERLAY = REPO_ROOT / "configs" / "stacks" / "kubernetes-run.yaml"
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run-config":
-            from cryptocast.config import read_run_config
+            from cryptocast.runconfig import read_run_config
 
             base = read_run_config(REPO_ROOT / "configs" / f"{args.gran}.yaml")
             text = yaml.safe_dump(run_config(base, args.fit_steps, args.threads), sort_keys=False)

@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 
-from cryptocast.config import Overrides
 from cryptocast.paths import REPO_ROOT
+from cryptocast.runconfig import Overrides
 
 # ``cryptocast train``'s exit status when the decision was REJECT (nothing beats the naive
 # forecast; nothing deployed): a finished run with an answer, not a crash

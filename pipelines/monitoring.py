@@ -11,8 +11,9 @@ from __future__ import annotations
 from zenml import pipeline
 from zenml.models import PipelineRunResponse
 
-from cryptocast.config import LoadSection, Overrides, RunConfig, Settings
+from cryptocast.config import LoadSection, Settings
 from cryptocast.paths import pipeline_config
+from cryptocast.runconfig import Overrides, RunConfig
 from infra.tracking import MONITORING_PIPELINE, run_options
 from steps.data import load
 from steps.monitoring import check_drift, decide_retrain, score_live, split, trigger_training

@@ -4,7 +4,7 @@
     candidates) -> evaluate -> deploy
 
 Run with ``make train GRAN=hour`` (``configs/hour.yaml``) or ``GRAN=day``. The command
-line reads and validates the configuration once (:func:`cryptocast.config.load_run`); the
+line reads and validates the configuration once (:func:`cryptocast.runconfig.load_run`); the
 pipeline receives the validated settings and hands each cached step only its section.
 """
 
@@ -17,8 +17,9 @@ from zenml.config import CachePolicy
 from zenml.enums import ExecutionMode
 from zenml.models import PipelineRunResponse
 
-from cryptocast.config import FitSection, LoadSection, RunConfig, Settings, ValidateSection
+from cryptocast.config import FitSection, LoadSection, Settings, ValidateSection
 from cryptocast.modeling.backtest import shards
+from cryptocast.runconfig import RunConfig
 from infra import k8s
 from infra.stack import orchestrator_flavor
 from infra.tracking import TRAINING_PIPELINE, run_options

@@ -42,11 +42,11 @@ SETUP = {
 def measure(data_dir: Path = DATA) -> dict:
     import pandas as pd
 
-    from cryptocast.config import apply_overrides
     from cryptocast.data.sources import load_ohlcv
     from cryptocast.data.validation import validate
     from cryptocast.delivery.decisions import decide
     from cryptocast.modeling.backtest import fit_and_backtest
+    from cryptocast.runconfig import apply_overrides
 
     raw = yaml.safe_load((ROOT / "configs" / "hour.yaml").read_text())["parameters"]["config"]
     raw["data"]["history"] = 20_000

@@ -63,7 +63,6 @@ def plain(
     t_start = time.perf_counter()
     import mlflow
 
-    from cryptocast.config import load_settings
     from cryptocast.contracts import Manifest, PairEntry
     from cryptocast.data.sources import load_ohlcv
     from cryptocast.data.validation import validate
@@ -76,6 +75,7 @@ def plain(
         train_candidates,
         volume_series,
     )
+    from cryptocast.runconfig import load_settings
     from cryptocast.serving.bundle import write_bundle
     from cryptocast.serving.client import wait_until_serving
 
@@ -323,7 +323,7 @@ SERVER_PID = """
 import sys
 import infra
 from infra import deployer
-from cryptocast.config import load_settings
+from cryptocast.runconfig import load_settings
 from cryptocast.paths import granularity_config
 from infra.stack import configure_mlflow
 configure_mlflow()
@@ -639,7 +639,7 @@ import json, sys, time
 import infra
 from infra import deployer
 from cryptocast.delivery import registry
-from cryptocast.config import load_settings
+from cryptocast.runconfig import load_settings
 from cryptocast.paths import granularity_config
 from infra.stack import configure_mlflow
 configure_mlflow()

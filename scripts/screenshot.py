@@ -129,8 +129,8 @@ def main() -> None:
     args = parser.parse_args()
     if not (CHROMIUM and CHROMEDRIVER):
         sys.exit("error: chromium and chromedriver not found (Debian: chromium chromium-driver)")
-    from cryptocast.config import load_settings
     from cryptocast.paths import granularity_config
+    from cryptocast.runconfig import load_settings
     from cryptocast.serving.client import ClientError, ForecastClient
 
     cfg = load_settings(granularity_config(args.gran))

@@ -74,7 +74,7 @@ def raw_config(gran: str) -> dict:
 def files_config(data_dir: Path, *, history: int, **overrides):
     """The hour settings reading BTC/USDT from ``data_dir``, with windows small enough for
     ``history`` candles (``overrides``: more of :func:`apply_overrides`)."""
-    from cryptocast.config import apply_overrides
+    from cryptocast.runconfig import apply_overrides
 
     raw = raw_config("hour")
     raw["data"]["history"] = history
@@ -87,7 +87,7 @@ def files_config(data_dir: Path, *, history: int, **overrides):
 
 @pytest.fixture
 def hour_cfg():
-    from cryptocast.config import apply_overrides
+    from cryptocast.runconfig import apply_overrides
 
     return apply_overrides(raw_config("hour"))
 

@@ -9,7 +9,8 @@ import only downwards (``tests/unit/test_layers.py`` keeps it so)::
     observability/  monitoring, drift, metrics
     modeling/       forecasters, backtests, intervals, significance, report
     data/           sources, file layouts, validation
-    kernel          config, contracts, errors, paths, locks, threads, failpoints, net, schedule
+    kernel          config, runconfig, contracts, errors, paths, locks, threads,
+                    failpoints, net, schedule
 
 See ``docs/architecture.md``.
 """

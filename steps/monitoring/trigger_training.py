@@ -7,8 +7,9 @@ from typing import Annotated
 import mlflow
 from zenml import step
 
-from cryptocast.config import Overrides, Settings
+from cryptocast.config import Settings
 from cryptocast.contracts import MonitorDecision, TrainingTrigger
+from cryptocast.runconfig import Overrides
 from infra import retrain
 from infra.stack import TRACKER
 

@@ -21,7 +21,7 @@ FAILURE_LOOKING = re.compile(r"Traceback|Failed to run step|Skipping step|FAILED
 
 
 def test_first_real_run_serves_the_random_walk_and_keeps_it(shared_data, tmp_path):
-    from cryptocast.config import load_settings
+    from cryptocast.runconfig import load_settings
     from cryptocast.serving.client import ForecastClient
     from infra import frontdoor
 

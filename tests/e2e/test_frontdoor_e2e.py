@@ -26,7 +26,7 @@ MIXED = {"records": [{"pair": "BTC/USDT", "horizon": 3}, {"pair": "ETH/USDT"}]}
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory):
-    from cryptocast.config import load_settings
+    from cryptocast.runconfig import load_settings
     from infra import frontdoor
 
     tmp = tmp_path_factory.mktemp("front")

@@ -59,7 +59,7 @@ def test_monitor_scores_detects_drift_and_retrains(shared_data, tmp_path):
     }
 
     # what the Prometheus exporter reports of this monitoring run
-    from cryptocast.config import load_settings
+    from cryptocast.runconfig import load_settings
     from infra.exporter_state import granularity_state
 
     cfg = load_settings(tmp_path / "hour.yaml")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 
 def run_pipeline(config_path: Path, **overrides):
-    from cryptocast.config import Overrides, load_run
+    from cryptocast.runconfig import Overrides, load_run
     from infra.stack import configure_mlflow
     from pipelines.training import run_training
 
@@ -160,9 +160,9 @@ def test_exporter_reports_the_served_champion(hour_run):
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from cryptocast.config import load_settings
     from cryptocast.observability import exporter
     from cryptocast.observability.telemetry import METRICS_DIR_ENV
+    from cryptocast.runconfig import load_settings
     from infra.exporter_state import granularity_state
 
     _, cfg_path, _ = hour_run
@@ -198,7 +198,7 @@ def test_second_run_reads_its_config_once_and_a_deploy_change_keeps_the_fits_cac
     from zenml.client import Client
 
     from cli.train import train
-    from cryptocast import config
+    from cryptocast import runconfig
     from cryptocast.delivery import registry
     from infra import deployer
     from infra.stack import configure_mlflow
@@ -211,10 +211,10 @@ def test_second_run_reads_its_config_once_and_a_deploy_change_keeps_the_fits_cac
     path = tmp / "hour-deploy-changed.yaml"
     path.write_text(yaml.safe_dump(changed))
     reads, validations = [], []
-    read, apply = config.read_run_config, config.Overrides.apply
-    monkeypatch.setattr(config, "read_run_config", lambda p: reads.append(p) or read(p))
+    read, apply = runconfig.read_run_config, runconfig.Overrides.apply
+    monkeypatch.setattr(runconfig, "read_run_config", lambda p: reads.append(p) or read(p))
     monkeypatch.setattr(
-        config.Overrides, "apply", lambda self, raw: validations.append(1) or apply(self, raw)
+        runconfig.Overrides, "apply", lambda self, raw: validations.append(1) or apply(self, raw)
     )
     before = deployer.running("cryptocast-hour").prediction_url
     try:

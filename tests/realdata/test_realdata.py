@@ -2,9 +2,9 @@
 
 import pytest
 
-from cryptocast.config import apply_overrides
 from cryptocast.data.sources import load_ohlcv
 from cryptocast.data.validation import validate
+from cryptocast.runconfig import apply_overrides
 from tests.conftest import raw_config
 
 pytestmark = pytest.mark.realdata

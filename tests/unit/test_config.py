@@ -1,6 +1,6 @@
 import pytest
 
-from cryptocast.config import ConfigError, apply_overrides, load_settings, read_run_config
+from cryptocast.runconfig import ConfigError, apply_overrides, load_settings, read_run_config
 from tests.conftest import ROOT, raw_config
 
 

@@ -280,9 +280,9 @@ def test_a_kept_backfill_run_does_not_read_as_released():
 def test_a_champion_serving_none_of_the_pairs_is_replaced_not_rescored():
     """A day run on BTC/USD over a BTC/USDT+ETH/USDT champion crashed in evaluate
     ("No objects to concatenate")."""
-    from cryptocast.config import apply_overrides
     from cryptocast.delivery.decisions import Guard
     from cryptocast.modeling.backtest import rescore
+    from cryptocast.runconfig import apply_overrides
     from tests.conftest import raw_config
 
     cfg = apply_overrides(raw_config("hour"), pairs=["BTC/USD"])

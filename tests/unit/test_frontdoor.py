@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from fastapi.testclient import TestClient
 
-from cryptocast.config import apply_overrides
+from cryptocast.runconfig import apply_overrides
 from cryptocast.serving.frontdoor.app import create_app
 from cryptocast.serving.frontdoor.contract import json_depth_exceeds
 from cryptocast.serving.frontdoor.router import Identity, Router, UpstreamDown, proves

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from zenml.enums import StackComponentType
 
-from cryptocast.config import ConfigError, apply_overrides, read_run_config
+from cryptocast.runconfig import ConfigError, apply_overrides, read_run_config
 from infra import k8s
 from infra.stack import COMPONENTS, TRACKER
 from tests.conftest import ROOT

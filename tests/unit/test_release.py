@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 
 from cryptocast import failpoints
-from cryptocast.config import apply_overrides
 from cryptocast.contracts import Manifest, ReconcileRecord, ReleaseRecord
 from cryptocast.delivery import store
 from cryptocast.delivery.release import Release, ReleaseError, ReleaseIncomplete, published_version
 from cryptocast.modeling.forecasting import Forecaster
+from cryptocast.runconfig import apply_overrides
 from cryptocast.serving.bundle import write_bundle
 from tests.conftest import raw_config
 

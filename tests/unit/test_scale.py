@@ -7,7 +7,6 @@ import pytest
 from conftest import make_ohlcv, raw_config
 
 from cryptocast import threads
-from cryptocast.config import ConfigError, apply_overrides
 from cryptocast.modeling.backtest import (
     Candidates,
     evaluate_candidates,
@@ -15,6 +14,7 @@ from cryptocast.modeling.backtest import (
     shards,
     train_candidates,
 )
+from cryptocast.runconfig import ConfigError, apply_overrides
 
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 

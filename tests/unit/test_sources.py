@@ -2,9 +2,9 @@ import ccxt
 import pandas as pd
 import pytest
 
-from cryptocast.config import apply_overrides
 from cryptocast.data.binance import SourceUnavailable
 from cryptocast.data.sources import load_ohlcv, trim_history
+from cryptocast.runconfig import apply_overrides
 from tests.conftest import files_config, make_ohlcv, raw_config
 
 
