@@ -15,7 +15,7 @@ from cryptocast.paths import REPO_ROOT as ROOT
 from scripts.bench_common import LAST_CORES, PY, free_port, timed
 
 # the entry point that runs :func:`plain` alone (``--plain-only``) in a fresh interpreter
-BENCH_SCRIPT = ROOT / "scripts" / "bench.py"
+BENCH_SCRIPT = Path(__file__).resolve().with_name("bench.py")
 
 
 def plain(
