@@ -56,6 +56,8 @@ class RawFile:
     unit: str  # "line" or "row"
 
     def where(self, position: int) -> str:
+        """Where the frame row at ``position`` came from, for an error message: ``name, line N``
+        (CSV) or ``name, row N`` (Parquet)."""
         return f"{self.name}, {self.unit} {int(self.lines[position])}"
 
 
@@ -120,6 +122,9 @@ def _check_fields(lines: list[str], at: int, sep: str, name: str, *, cut: bool) 
 
 
 def read_csv(path: Path, name: str) -> RawFile:
+    """A CSV file's cells as text, with the header row found and every row checked for the header's
+    number of fields. Raises :class:`Unreadable` for an empty, non-UTF-8 or headerless file,
+    :class:`FileSourceError` for a row cut short or with fields missing."""
     data = _read_bytes(path, name)
     if not data.strip():
         raise Unreadable(f"{name}: empty file")
@@ -153,6 +158,8 @@ def read_csv(path: Path, name: str) -> RawFile:
 
 
 def read_parquet(path: Path, name: str) -> RawFile:
+    """A Parquet file's rows as stored (a DatetimeIndex becomes a ``timestamp`` column). Raises
+    :class:`Unreadable` for a damaged or empty file."""
     data = _read_bytes(path, name)
     try:
         frame = pd.read_parquet(io.BytesIO(data))

@@ -100,6 +100,9 @@ def epoch_to_utc(values: pd.Series) -> pd.Series:
 
 
 def parse_times(raw: RawFile, col: str) -> pd.Series:
+    """The times of column ``col`` as UTC: datetimes as they are, mostly numeric columns as epoch
+    numbers (:func:`epoch_to_utc`), else ISO 8601 strings. Raises :class:`FileSourceError` naming
+    the first cell that is missing or does not parse."""
     values = raw.frame[col]
     if pd.api.types.is_datetime64_any_dtype(values):
         return pd.to_datetime(values, utc=True)

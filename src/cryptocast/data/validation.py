@@ -34,6 +34,8 @@ LOUD_LOSS = 3  # rows of a pair dropped by repairs before the report warns about
 
 @dataclass(frozen=True)
 class Finding:
+    """One rule's hits in one pair: how many and the first few times (a repair or a violation)."""
+
     rule: str
     pair: str
     count: int
@@ -41,21 +43,27 @@ class Finding:
     detail: str = ""
 
     def line(self) -> str:
+        """The finding in one line: ``[rule] pair: N x, first at ... (detail)``."""
         extra = f" ({self.detail})" if self.detail else ""
         return f"[{self.rule}] {self.pair}: {self.count} x, first at {', '.join(self.first)}{extra}"
 
 
 @dataclass
 class ValidationReport:
+    """What validation repaired, what it found wrong, and per pair the rows loaded, kept
+    and filled."""
+
     repairs: list[Finding] = field(default_factory=list)
     violations: list[Finding] = field(default_factory=list)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
+        """Whether no rule was violated (repairs do not count)."""
         return not self.violations
 
     def to_dict(self) -> dict:
+        """The report as plain JSON-ready data (logged as the validate step's artifact)."""
         return {
             "ok": self.ok,
             "repairs": [asdict(f) for f in self.repairs],
@@ -64,6 +72,8 @@ class ValidationReport:
         }
 
     def format(self) -> str:
+        """The report in words: OK or FAILED, violations, repairs, and a warning for a pair that
+        lost many of its loaded rows."""
         out = [f"data validation: {'OK' if self.ok else 'FAILED'}"]
         if self.violations:
             out.append(f"{len(self.violations)} violation(s):")

@@ -21,6 +21,9 @@ from cryptocast import threads
 
 @dataclass(frozen=True)
 class Built:
+    """What a builder makes: the unfitted Darts model, the space of the close price it models, and
+    how it is fitted (global or per origin, early stopping, past covariates)."""
+
     model: Any  # darts ForecastingModel
     space: str
     global_model: bool  # predicts from any history (True) or refits per origin (False)

@@ -98,6 +98,9 @@ class Forecaster:
 
     @classmethod
     def build(cls, name: str, kind: str, params: dict, horizon: int, seed: int) -> Forecaster:
+        """An unfitted forecaster of candidate ``kind`` (a key of
+        :data:`~cryptocast.modeling.candidates.CANDIDATES`) with its parameters. Raises
+        ``KeyError`` naming the known kinds for an unknown one."""
         if kind not in CANDIDATES:
             raise KeyError(f"unknown candidate kind {kind!r}; known: {sorted(CANDIDATES)}")
         built = CANDIDATES[kind](dict(params), horizon, seed)
@@ -305,6 +308,8 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: Path) -> Forecaster:
+        """The forecaster :meth:`save` wrote at ``path``, torch models mapped to the CPU. Raises
+        ``ValueError`` for a file of another format version."""
         with tempfile.TemporaryDirectory(prefix="cryptocast-model-") as tmp:
             with zipfile.ZipFile(path) as zf:
                 zf.extractall(tmp)
