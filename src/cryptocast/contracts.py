@@ -103,6 +103,8 @@ class _Record(BaseModel):
 
 
 class PairSpan(_Record):
+    """One pair's candles in a run's data: the first and last open time and the row count."""
+
     first: str
     last: str
     rows: int
@@ -132,6 +134,9 @@ class DMTest(BaseModel):
 
 
 class PairDecision(BaseModel):
+    """What evaluate decided for one pair: its challenger, the gate, the champion comparison and the
+    reasons."""
+
     pair: str
     challenger: str  # the candidate that would be served: the best learned one, or naive
     passed_gate: bool  # the best learned candidate beat the naive within the gate
@@ -165,6 +170,7 @@ class Decision(BaseModel):
     guard: str | None = None  # the data provenance rule that applied, if any
 
     def summary(self) -> str:
+        """The decision in words, one line per pair with its reasons, for logs and the CLI."""
         lines = [f"decision: {self.action.upper()} ({self.granularity})"]
         lines += [f"  - {r}" for r in self.reasons]
         for p in self.pairs:
@@ -225,11 +231,14 @@ class Provenance(_Record):
         return self.kind in REAL_DATA and not self.fallback
 
     def describe(self) -> str:
+        """The kind of data in words (``files data``, ``sample data (a fallback)``)."""
         fallback = " (a fallback)" if self.fallback else ""
         return f"{self.kind} data{fallback}"
 
     @classmethod
     def of_source(cls, source: SourceInfo, until: str | None) -> Provenance:
+        """The provenance of a run from its load step's :class:`SourceInfo` and its backfill date
+        ``until``: the kind of data, fallback or not, and the window its pairs span."""
         spans = source.pairs.values()
         kind = "scenario" if source.details.get("scenario") else SOURCE_KINDS[source.used]
         return cls(

@@ -26,6 +26,8 @@ class Busy(UserError, RuntimeError):
 
 
 def holder(path: Path) -> dict | None:
+    """What the lock file at ``path`` says about its holder (pid, what, started, command), or None
+    when it cannot be read. Named in :class:`Busy`'s message."""
     try:
         return json.loads(Path(path).read_text() or "null")
     except (OSError, ValueError):

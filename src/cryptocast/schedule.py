@@ -23,6 +23,8 @@ class CrontabError(UserError, RuntimeError):
 
 
 def marker(root: Path, granularity: str) -> str:
+    """The comment that ends each cron line of this checkout and ``granularity``: how install and
+    remove find their own lines among a user's others."""
     return f"# cryptocast {granularity} {root}"
 
 

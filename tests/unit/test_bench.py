@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from scripts.bench import cleanup, plain, processes_of
+from scripts.bench_common import cleanup, processes_of
+from scripts.bench_plain import plain
 
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
 

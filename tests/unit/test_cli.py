@@ -139,7 +139,7 @@ def test_a_data_error_in_a_step_exits_2_with_its_reason_last(monkeypatch, capsys
     import cli as cli_module
     import pipelines.training
     from cli.errors import ERROR_LOG
-    from cryptocast.data.files import FileSourceError
+    from cryptocast.data.filereader import FileSourceError
 
     _failing_training(monkeypatch, rejected=False)
     reason = "no 1 hour file in data/ holds SOL/USDT (files found: btc.csv (BTC/USDT))"

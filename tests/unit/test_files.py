@@ -3,7 +3,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cryptocast.data.files import FileSourceError, pair_from_name, read_directory
+from cryptocast.data.filereader import FileSourceError
+from cryptocast.data.files import read_directory
+from cryptocast.data.pairnames import pair_from_name
 from tests.conftest import make_ohlcv
 
 CDD = """https://www.CryptoDataDownload.com

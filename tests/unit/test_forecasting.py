@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptocast.modeling.forecasting import CANDIDATES, Forecaster, past_covariates
+from cryptocast.modeling.candidates import CANDIDATES
+from cryptocast.modeling.forecasting import Forecaster, past_covariates
 
 
 @pytest.fixture(scope="module")

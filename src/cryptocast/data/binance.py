@@ -31,7 +31,9 @@ class Exchange(Protocol):
 
     def fetch_ohlcv(
         self, symbol: str, timeframe: str, since: int | None, limit: int | None
-    ) -> list[list[float]]: ...
+    ) -> list[list[float]]:
+        """Candles of ``symbol`` as ccxt returns them: ``[time_ms, open, high, low, close, volume]``
+        rows from ``since``, at most ``limit``."""
 
 
 def ccxt_timeframe(freq: str) -> str:
@@ -44,6 +46,8 @@ def ccxt_timeframe(freq: str) -> str:
 
 
 def make_exchange(name: str = "binance", timeout_ms: int = 10_000) -> Exchange:
+    """A rate-limited ccxt client of exchange ``name`` (ccxt is imported when first needed:
+    a run on files or the sample never loads it)."""
     import ccxt
 
     return getattr(ccxt, name)({"enableRateLimit": True, "timeout": timeout_ms})
@@ -124,6 +128,8 @@ def fetch_range(
 
 
 def cache_path(cache_dir: Path, exchange: str, pair: str, freq: str) -> Path:
+    """The Parquet file that caches the candles of ``pair`` at ``freq`` from ``exchange`` under
+    ``cache_dir``."""
     return Path(cache_dir) / f"{exchange}_{pair_slug(pair)}_{ccxt_timeframe(freq)}.parquet"
 
 

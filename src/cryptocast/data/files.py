@@ -16,11 +16,12 @@ The layouts people have (README, "Data files", shows one example of each):
 
 The header row is found (not assumed to be the first line), the delimiter sniffed
 (``, ; TAB |``), a UTF-8 byte-order mark ignored, and column names matched case-, space-
-and underscore-insensitively through one alias table, :data:`ALIASES`.
+and underscore-insensitively through one alias table (:mod:`cryptocast.data.filereader`
+reads one file).
 
 The pair of a file comes from the explicit ``mapping`` (file name -> pair), else its
 ``pair``/``symbol`` column, else its name in the common conventions
-(:func:`pair_from_name`), else, when the directory holds one file and the run asks for one
+(:mod:`cryptocast.data.pairnames`), else, when the directory holds one file and the run asks for one
 pair, that pair; the run logs which file became which pair and why. ``BTC/USDT``,
 ``BTC-USDT`` and ``BTC_USDT`` say it; ``BTCUSDT`` is split only at the configured quote
 currencies (``data.quote_currencies``). Files of pairs or granularities the run does not
@@ -31,11 +32,8 @@ the run needs (a row cut short, a price no repair rule covers) is a
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,33 +42,20 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.contracts import OHLCV_COLUMNS, PRICE_COLUMNS, to_ohlcv
-from cryptocast.errors import UserError
+from cryptocast.data.filereader import (
+    ALIASES,
+    FileSourceError,
+    RawFile,
+    Unreadable,
+    _norm,
+    columns_of,
+    read_csv,
+    read_parquet,
+)
+from cryptocast.data.pairnames import DEFAULT_QUOTES, UnknownPair, mapping_hint, pair_of
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".csv", ".parquet")
-SEPARATORS = (",", ";", "\t", "|")
-HEADER_SCAN = 20  # lines searched for the header row
-NULLS = ["NULL", "null", "NaN", "nan", "", "None"]
-# canonical column -> accepted names, normalised by _norm, in order of preference
-ALIASES: dict[str, tuple[str, ...]] = {
-    "timestamp": ("unix", "unix timestamp", "timestamp", "open time", "time", "datetime", "date"),
-    "pair": ("pair", "symbol", "ticker", "market", "instrument"),
-    "open": ("open",),
-    "high": ("high",),
-    "low": ("low",),
-    "close": ("close",),
-    "volume": ("volume", "vol", "base volume", "volume base"),
-}
-DEFAULT_QUOTES = ("USDT", "USDC", "BUSD", "USD", "EUR")
-
-
-class FileSourceError(UserError, ValueError):
-    """The directory cannot give the requested pairs; the message says what to do."""
-
-
-class Unreadable(FileSourceError):
-    """A file that cannot be read at all (so whose pair is unknown): skipped, and named if
-    a requested pair is then missing."""
 
 
 @dataclass
@@ -81,215 +66,6 @@ class FileScan:
     used: dict[str, list[str]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     superseded: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RawFile:
-    """One file's cells as text (CSV) or as stored (Parquet), with their line numbers."""
-
-    name: str
-    frame: pd.DataFrame
-    lines: np.ndarray  # the file line (CSV, 1-based) or row (Parquet) of each frame row
-    unit: str  # "line" or "row"
-
-    def where(self, position: int) -> str:
-        return f"{self.name}, {self.unit} {int(self.lines[position])}"
-
-
-def _norm(name: object) -> str:
-    return re.sub(r"[\s_\-]+", " ", str(name).strip().strip('"').lower()).strip()
-
-
-def columns_of(frame: pd.DataFrame) -> dict[str, str]:
-    """canonical column -> the frame's column, through :data:`ALIASES`."""
-    by_norm = {}
-    for col in frame.columns:
-        by_norm.setdefault(_norm(col), col)
-    found = {}
-    for canonical, names in ALIASES.items():
-        for n in names:
-            if n in by_norm:
-                found[canonical] = by_norm[n]
-                break
-    return found
-
-
-def _header(lines: list[str], name: str) -> tuple[int, str]:
-    """(index, delimiter) of the header row: the first line naming a time column and
-    ``close``."""
-    for i, line in enumerate(lines[:HEADER_SCAN]):
-        for sep in SEPARATORS:
-            fields = {_norm(f) for f in line.split(sep)}
-            if "close" in fields and fields & set(ALIASES["timestamp"]):
-                return i, sep
-    first = lines[0][:80] if lines else ""
-    raise Unreadable(
-        f"{name}: no header row with a time column and open/high/low/close in its first "
-        f"{HEADER_SCAN} lines (line 1 reads {first!r}); see the README's data file layouts"
-    )
-
-
-def _fields(line: str, sep: str) -> int:
-    if '"' in line:
-        return len(next(csv.reader([line], delimiter=sep)))
-    return line.count(sep) + 1
-
-
-def _check_fields(lines: list[str], at: int, sep: str, name: str, *, cut: bool) -> None:
-    """Every non-blank row has the header's number of fields: a file cut short ends in
-    the middle of a row, and a row with fields missing or extra is not read as something
-    else."""
-    want = _fields(lines[at], sep)
-    last = max((i for i in range(at + 1, len(lines)) if lines[i].strip()), default=None)
-    for i in range(at + 1, len(lines)):
-        if not lines[i].strip() or (n := _fields(lines[i], sep)) == want:
-            continue
-        if i == last and cut and n < want:
-            raise FileSourceError(
-                f"{name} ends in the middle of line {i + 1} ({n} of {want} fields, no line "
-                "end): the file was cut short; download it again, or delete that line to use "
-                "the rows before it"
-            )
-        raise FileSourceError(
-            f"{name}, line {i + 1}: {n} fields where the header (line {at + 1}) has {want}; "
-            "fix or remove the row"
-        )
-
-
-def read_csv(path: Path, name: str) -> RawFile:
-    data = _read_bytes(path, name)
-    if not data.strip():
-        raise Unreadable(f"{name}: empty file")
-    try:
-        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first line
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise Unreadable(
-            f"{name}, line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; "
-            "save the file as UTF-8"
-        ) from None
-    lines = text.splitlines()
-    at, sep = _header(lines, name)
-    _check_fields(lines, at, sep, name, cut=not text.endswith(("\n", "\r")))
-    frame = pd.read_csv(
-        io.StringIO(text),
-        skiprows=at,
-        sep=sep,
-        dtype=str,
-        keep_default_na=False,
-        skip_blank_lines=False,
-    )
-    for col in frame.columns:
-        text = frame[col].str.strip()
-        frame[col] = text.where(~text.isin(NULLS) & text.notna(), None)
-    numbers = np.arange(len(frame)) + at + 2  # header on line at + 1
-    keep = frame.notna().any(axis=1).to_numpy()
-    if not keep.any():
-        raise Unreadable(f"{name}: a header (line {at + 1}) and no rows")
-    return RawFile(name, frame[keep].reset_index(drop=True), numbers[keep], "line")
-
-
-def read_parquet(path: Path, name: str) -> RawFile:
-    data = _read_bytes(path, name)
-    try:
-        frame = pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise Unreadable(f"{name}: not a readable Parquet file ({str(exc)[:120]})") from None
-    if isinstance(frame.index, pd.DatetimeIndex):
-        frame = frame.rename_axis(frame.index.name or "timestamp").reset_index()
-    if frame.empty:
-        raise Unreadable(f"{name}: no rows")
-    return RawFile(name, frame.reset_index(drop=True), np.arange(len(frame)) + 1, "row")
-
-
-def _read_bytes(path: Path, name: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise Unreadable(f"{name}: cannot be read ({exc.strerror})") from None
-
-
-def symbol_pair(symbol: str, quotes: Sequence[str], name: str) -> str:
-    """``BTC/USDT`` from a symbol as written: with a separator, or (``BTCUSDT``) ending in
-    one of the configured ``quotes``."""
-    s = symbol.strip().upper()
-    parts = re.split(r"[/\-_]", s)
-    if len(parts) == 2 and all(parts):
-        return "/".join(parts)
-    for q in sorted(quotes, key=len, reverse=True):
-        if s.endswith(q.upper()) and len(s) > len(q):
-            return f"{s[: -len(q)]}/{q.upper()}"
-    raise FileSourceError(
-        f"{name}: symbol {symbol!r} names no quote currency this run knows "
-        f"(data.quote_currencies: {list(quotes)}); add it there, or map the file "
-        f"explicitly: data.files: {{'{name}': 'BASE/QUOTE'}}"
-    )
-
-
-_ASSET = r"[A-Z0-9]{2,10}"
-
-
-def _asset(text: str) -> bool:
-    return re.fullmatch(_ASSET, text) is not None and re.search("[A-Z]", text) is not None
-
-
-def pair_from_name(name: str, quotes: Sequence[str]) -> str | None:
-    """The pair a file name says in the common conventions, or None when it says none or
-    more than one: ``Binance_BTCUSDT_1h.csv`` (exchange, symbol, interval), ``BTC-USD.csv``
-    (finance sites' daily downloads), ``BTCUSDT.parquet``, ``btc_usdt_hourly.csv``; a
-    symbol without a separator is split at one of the ``quotes``."""
-    tokens = [t for t in re.split(r"[_\s.]+", Path(name).stem.upper()) if t]
-    known = sorted({q.upper() for q in quotes}, key=len, reverse=True)
-    found = set()
-    for i, t in enumerate(tokens):
-        parts = re.split(r"[-/]", t)
-        if len(parts) == 2 and all(_asset(p) for p in parts):
-            found.add("/".join(parts))
-        elif i + 1 < len(tokens) and tokens[i + 1] in known and _asset(t) and t not in known:
-            found.add(f"{t}/{tokens[i + 1]}")
-        else:
-            q = next((q for q in known if t.endswith(q) and _asset(t[: -len(q)])), None)
-            if q is not None:
-                found.add(f"{t[: -len(q)]}/{q}")
-    return found.pop() if len(found) == 1 else None
-
-
-class UnknownPair(FileSourceError):
-    """A file whose pair neither the mapping, nor a column, nor its name says."""
-
-
-def pair_of(raw: RawFile, mapped: str | None, quotes: Sequence[str]) -> tuple[str, str]:
-    """The pair a file holds and where that was read: the explicit mapping, else its
-    pair/symbol column (the two must agree when both are there), else its name
-    (:func:`pair_from_name`)."""
-    col = columns_of(raw.frame).get("pair")
-    found = []
-    if col is not None:
-        found = sorted({symbol_pair(v, quotes, raw.name) for v in raw.frame[col].dropna().unique()})
-    if mapped is not None:
-        if found and found != [mapped]:
-            raise FileSourceError(
-                f"{raw.name}: data.files maps it to {mapped} but its '{col}' column says "
-                f"{', '.join(found)}; fix the mapping or the file"
-            )
-        return mapped, "data.files"
-    if col is None:
-        if (named := pair_from_name(raw.name, quotes)) is not None:
-            return named, "its file name"
-        raise UnknownPair(f"{raw.name}: cannot tell which pair it holds (no 'pair' or 'symbol' "
-                          "column, and its name says none)")  # fmt: skip
-    if len(found) != 1:
-        raise FileSourceError(f"{raw.name}: expected one pair in '{col}', found {found[:5]}")
-    return found[0], f"its '{col}' column"
-
-
-def mapping_hint(name: str, pair: str) -> str:
-    """How to say which pair a file holds, with a mapping that would work."""
-    return (
-        f"name the file after its pair ({pair.replace('/', '-')}{Path(name).suffix}), or add "
-        f"data.files: {{'{name}': '{pair}'}} under data: in a copy of configs/<gran>.yaml "
-        "and pass CONFIG=<that copy>"
-    )
 
 
 def _bad(raw: RawFile, values: pd.Series, parsed: pd.Series, what: str) -> None:
@@ -324,6 +100,9 @@ def epoch_to_utc(values: pd.Series) -> pd.Series:
 
 
 def parse_times(raw: RawFile, col: str) -> pd.Series:
+    """The times of column ``col`` as UTC: datetimes as they are, mostly numeric columns as epoch
+    numbers (:func:`epoch_to_utc`), else ISO 8601 strings. Raises :class:`FileSourceError` naming
+    the first cell that is missing or does not parse."""
     values = raw.frame[col]
     if pd.api.types.is_datetime64_any_dtype(values):
         return pd.to_datetime(values, utc=True)

@@ -65,6 +65,8 @@ class ShiftedFile:
     return_std_after: float
 
     def line(self, after: pd.Timestamp) -> str:
+        """What was written, in one line for the CLI: candles shifted after ``after``, the return
+        deviation before and after, the path."""
         return (
             f"{self.pair}: {self.candles} candles, {self.shifted} after {after} "
             f"(return std {self.return_std_before:.4f} -> {self.return_std_after:.4f}) -> "

@@ -13,8 +13,8 @@ from cryptocast.config import Gates, Settings
 from cryptocast.contracts import Decision, DMTest, PairDecision, Provenance
 from cryptocast.modeling import significance
 from cryptocast.modeling.backtest import Evaluation
+from cryptocast.modeling.candidates import TORCH_KINDS
 from cryptocast.modeling.evaluation import loss_series, versus
-from cryptocast.modeling.forecasting import TORCH_KINDS
 
 
 def _dm(differential: pd.Series, lags: int) -> DMTest:

@@ -23,6 +23,7 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
 
 
 def file_sha256(path: Path) -> str | None:
+    """sha256 of the file at ``path``, or None when it does not exist."""
     path = Path(path)
     if not path.exists():
         return None
@@ -63,6 +64,8 @@ def git_commit(root: Path = REPO_ROOT) -> str:
 
 
 def run_provenance(frame: pd.DataFrame) -> dict[str, str]:
+    """What reproduces a run: its data's fingerprint, the git commit, the lockfile's and the package
+    code's hashes (``missing`` for an absent lockfile)."""
     return {
         "data_fingerprint": data_fingerprint(frame),
         "git_commit": git_commit(),

@@ -45,6 +45,7 @@ SIGNATURE = ModelSignature(
 
 
 def client() -> mlflow.MlflowClient:
+    """An MLflow client of the tracking and registry URIs configured now."""
     return mlflow.MlflowClient()
 
 
@@ -57,6 +58,8 @@ def alias_version(name: str, alias: str = CHAMPION) -> str | None:
 
 
 def next_version(name: str) -> str:
+    """The version number the next registration of ``name`` will get (``1`` for a model not
+    registered yet)."""
     try:
         versions = client().search_model_versions(f"name='{name}'")
     except MlflowException:
@@ -98,6 +101,7 @@ def version_provenance(name: str, version: str) -> Provenance:
 
 
 def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    """Set ``tags`` on ``version`` of ``name`` (values as strings)."""
     c = client()
     for key, value in tags.items():
         c.set_model_version_tag(name, version, key, str(value))

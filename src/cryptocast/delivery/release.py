@@ -48,7 +48,8 @@ class Server(Protocol):
     """A running model server."""
 
     @property
-    def prediction_url(self) -> str | None: ...
+    def prediction_url(self) -> str | None:
+        """The URL its ``/invocations`` answers at, or None when it has none yet."""
 
 
 class Servers(Protocol):
@@ -74,9 +75,11 @@ class Servers(Protocol):
 class Registry(Protocol):
     """The registered versions of one model and its ``champion``/``previous`` aliases."""
 
-    def champion(self) -> str | None: ...
+    def champion(self) -> str | None:
+        """The version holding the ``champion`` alias, or None."""
 
-    def previous(self) -> str | None: ...
+    def previous(self) -> str | None:
+        """The version holding the ``previous`` alias (what a rollback returns to), or None."""
 
     def require(self, version: str) -> None:
         """Raise ``ValueError`` naming the registered versions unless ``version`` is one."""
@@ -84,11 +87,14 @@ class Registry(Protocol):
     def set_champion(self, version: str) -> str | None:
         """Move ``champion`` to ``version`` (the commit point); return the old champion."""
 
-    def tag_version(self, version: str, tags: dict[str, str]) -> None: ...
+    def tag_version(self, version: str, tags: dict[str, str]) -> None:
+        """Set ``tags`` on ``version``."""
 
-    def version_pairs(self, version: str) -> list[str]: ...
+    def version_pairs(self, version: str) -> list[str]:
+        """The pairs ``version`` serves."""
 
-    def download_bundle(self, version: str) -> Path: ...
+    def download_bundle(self, version: str) -> Path:
+        """A local directory holding ``version``'s bundle."""
 
 
 class FrontDoor(Protocol):
@@ -130,6 +136,7 @@ class Release:
 
     @property
     def models_dir(self) -> Path:
+        """The directory that holds the served bundle (``deploy.models_dir``)."""
         return self.cfg.deploy.models_dir
 
     def publish_version(self, version: str, bundle_dir: Path | None = None) -> None:

@@ -56,6 +56,7 @@ KEY = ("granularity", "model_name", "pair", "model_version", "origin", "target_t
 
 
 def database_url(url: str | None = None) -> str:
+    """The database to use: ``url``, else ``$DATABASE_URL``, else the SQLite file under data/."""
     return url or os.environ.get("DATABASE_URL") or DEFAULT_URL
 
 
@@ -152,6 +153,8 @@ def _where(granularity: str, model_name: str | None):
 
 
 def read_forecasts(engine: Engine, granularity: str, model_name: str | None = None) -> pd.DataFrame:
+    """Every stored forecast of ``granularity`` (of ``model_name`` if given), times as UTC, sorted
+    by pair, origin and target time."""
     with engine.connect() as conn:
         frame = pd.read_sql(select(forecasts).where(*_where(granularity, model_name)), conn)
     for col in ("origin", "target_time", "issued_at"):

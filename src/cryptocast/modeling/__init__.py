@@ -1,4 +1,5 @@
-"""Forecasters and how they are judged: the candidate registry and the Forecaster
+"""Forecasters and how they are judged: the candidate registry
+(:mod:`~cryptocast.modeling.candidates`), the Forecaster
 (:mod:`~cryptocast.modeling.forecasting`), rolling-origin backtests
 (:mod:`~cryptocast.modeling.backtest`), calibrated quantiles
 (:mod:`~cryptocast.modeling.uncertainty`), metrics and Diebold-Mariano tests

@@ -24,10 +24,13 @@ METRICS = ("mase", "smape", "mae", "coverage", "interval_score", "pinball", "kup
 
 
 def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute error of ``forecast`` against ``actual``."""
     return float(np.mean(np.abs(np.asarray(actual) - np.asarray(forecast))))
 
 
 def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Symmetric mean absolute percentage error, in percent (0 where actual and forecast are both
+    0)."""
     a, f = np.asarray(actual, float), np.asarray(forecast, float)
     denom = np.abs(a) + np.abs(f)
     ratio = np.divide(2 * np.abs(a - f), denom, out=np.zeros_like(a), where=denom > 0)

@@ -10,8 +10,9 @@ Each candidate models one *space* of the close price and maps its output back to
 Uncertainty is not the forecaster's business: :mod:`cryptocast.modeling.uncertainty` calibrates
 quantiles around any candidate's point path from that candidate's own backtest errors.
 
-The candidate registry :data:`CANDIDATES` maps a ``kind`` (used in the YAML config) to a
-builder; ``configs/<gran>.yaml`` names the candidates and their parameters.
+The candidate registry :data:`~cryptocast.modeling.candidates.CANDIDATES` maps a ``kind``
+(used in the YAML config) to a builder; ``configs/<gran>.yaml`` names the candidates and
+their parameters.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import importlib
 import json
 import logging
 import tempfile
-import warnings
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,138 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptocast import threads
+from cryptocast.modeling.candidates import CANDIDATES, MULTI_SERIES, _quiet_lightning
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Built:
-    model: Any  # darts ForecastingModel
-    space: str
-    global_model: bool  # predicts from any history (True) or refits per origin (False)
-    validation: int = 0  # candles at the end of the fitting data kept for early stopping
-    covariates: bool = False  # takes past covariates (see past_covariates)
-
-
-def _naive(params: dict, horizon: int, seed: int) -> Built:
-    from darts.models import NaiveSeasonal
-
-    return Built(NaiveSeasonal(K=1), "price", False)
-
-
-def _drift(params: dict, horizon: int, seed: int) -> Built:
-    from darts.models import NaiveDrift
-
-    return Built(NaiveDrift(), "log_price", False)
-
-
-def _lightgbm(params: dict, horizon: int, seed: int) -> Built:
-    from darts.models import LightGBMModel
-
-    p = {
-        "lags": 48,
-        "output_chunk_length": horizon,
-        "n_estimators": 200,
-        "learning_rate": 0.05,
-        "num_leaves": 15,
-        "verbose": -1,
-        "n_jobs": threads.current(),  # the step's thread budget (scale.threads)
-    } | params
-    return Built(LightGBMModel(random_state=seed, **p), "log_return", True)
-
-
-def _lightgbm_global(params: dict, horizon: int, seed: int) -> Built:
-    """One LightGBM model for all pairs of a granularity (Darts' global models take a list
-    of series), each pair's returns standardised by its own mean and deviation, with the
-    position in the day and week as future covariates (Darts computes these encoders from
-    the time index, at fit and at predict time, so a request needs nothing more) and,
-    with ``lags_past_covariates``, the past covariates of :func:`past_covariates`."""
-    built = _lightgbm(
-        {
-            "lags_future_covariates": [0],
-            "add_encoders": {"cyclic": {"future": ["hour", "dayofweek"]}},
-        }
-        | params,
-        horizon,
-        seed,
-    )
-    return Built(built.model, built.space, True, covariates="lags_past_covariates" in params)
-
-
-def _quiet_lightning() -> None:
-    """Lightning announces GPUs, TPUs and tips at INFO on every fit and load, Darts its
-    pooling sizes and dtype casts: keep logs readable (warnings still show)."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "darts"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*pin_memory.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-
-
-def _torch_kwargs(params: dict) -> dict:
-    _quiet_lightning()
-    trainer = {
-        "accelerator": "cpu",
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "logger": False,
-        "enable_checkpointing": False,
-    }
-    return {"pl_trainer_kwargs": trainer | params.pop("pl_trainer_kwargs", {})}
-
-
-def _torch(model_class: str, defaults: dict) -> Callable[[dict, int, int], Built]:
-    """Builder of a Darts torch network on standardised log returns (CPU, seeded).
-
-    Its training budget: at most ``n_epochs`` epochs, and, with ``validation: N``, the
-    last N candles of the fitting data are held out and training stops once their loss
-    has not improved by ``min_delta`` for ``patience`` epochs (deterministic, unlike a
-    wall-clock budget)."""
-
-    def build(params: dict, horizon: int, seed: int) -> Built:
-        import darts.models
-        from pytorch_lightning.callbacks import EarlyStopping
-
-        p = (
-            {
-                "input_chunk_length": 4 * horizon,
-                "output_chunk_length": horizon,
-                "n_epochs": 3,
-                "batch_size": 256,
-            }
-            | defaults
-            | dict(params)
-        )
-        validation = int(p.pop("validation", 0))
-        stop = EarlyStopping(
-            "val_loss",
-            patience=int(p.pop("patience", 2)),
-            min_delta=float(p.pop("min_delta", 1e-4)),
-        )
-        kwargs = _torch_kwargs(p)
-        if validation:
-            kwargs["pl_trainer_kwargs"]["callbacks"] = [stop]
-        model = getattr(darts.models, model_class)(random_state=seed, **kwargs, **p)
-        return Built(model, "log_return", True, validation)
-
-    return build
-
-
-CANDIDATES: dict[str, Callable[[dict, int, int], Built]] = {
-    "naive": _naive,
-    "drift": _drift,
-    "lightgbm": _lightgbm,
-    "lightgbm_global": _lightgbm_global,
-    "nhits": _torch("NHiTSModel", {"num_blocks": 1, "layer_widths": 64}),
-    "tide": _torch("TiDEModel", {"hidden_size": 64}),
-}
-# kinds that need torch to load and predict: served only when significantly better than
-# the best cheaper candidate (cryptocast.delivery.decisions.prefer_cheaper)
-TORCH_KINDS = frozenset({"nhits", "tide"})
-# kinds fitted once on every pair of a run (Forecaster.fit_many), not pair by pair
-MULTI_SERIES: frozenset[str] = frozenset({"lightgbm_global"})
 
 
 def past_covariates(
@@ -215,7 +88,7 @@ class Forecaster:
     model: Any = None
     space: str = "price"
     global_model: bool = False
-    validation: int = 0  # early-stopping candles (torch kinds; see _torch)
+    validation: int = 0  # early-stopping candles (torch kinds; see candidates._torch)
     # None: no past covariates; else the other pairs whose returns are among them
     covariates: tuple[str, ...] | None = None
     state: dict[str, float] = field(default_factory=dict)  # mu, sd of training log returns
@@ -225,6 +98,9 @@ class Forecaster:
 
     @classmethod
     def build(cls, name: str, kind: str, params: dict, horizon: int, seed: int) -> Forecaster:
+        """An unfitted forecaster of candidate ``kind`` (a key of
+        :data:`~cryptocast.modeling.candidates.CANDIDATES`) with its parameters. Raises
+        ``KeyError`` naming the known kinds for an unknown one."""
         if kind not in CANDIDATES:
             raise KeyError(f"unknown candidate kind {kind!r}; known: {sorted(CANDIDATES)}")
         built = CANDIDATES[kind](dict(params), horizon, seed)
@@ -432,6 +308,8 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: Path) -> Forecaster:
+        """The forecaster :meth:`save` wrote at ``path``, torch models mapped to the CPU. Raises
+        ``ValueError`` for a file of another format version."""
         with tempfile.TemporaryDirectory(prefix="cryptocast-model-") as tmp:
             with zipfile.ZipFile(path) as zf:
                 zf.extractall(tmp)

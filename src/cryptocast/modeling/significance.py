@@ -39,6 +39,7 @@ class DMResult:
     variance: str  # "acf" or "bartlett" (the fallback when the acf sum is negative)
 
     def to_dict(self) -> dict[str, float | int | str]:
+        """The result as a plain dict (for JSON and MLflow)."""
         return asdict(self)
 
 

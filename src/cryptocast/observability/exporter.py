@@ -45,6 +45,8 @@ class StateCollector:
             return self._cached[1]
 
     def collect(self):
+        """The state gauges of every granularity, for prometheus-client's scrape (read at most every
+        ``ttl_s``)."""
         yield from state_families(self.current())
 
 

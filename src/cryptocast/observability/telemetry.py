@@ -91,6 +91,7 @@ class ServiceMetrics:
             self._latency.labels(**self.labels).observe(time.perf_counter() - start)
 
     def predicted(self, pairs: list[str]) -> None:
+        """Count one prediction for each of ``pairs``."""
         for pair in pairs:
             self._predictions.labels(**self.labels, pair=pair).inc()
 
@@ -122,16 +123,20 @@ class FrontDoorMetrics:
         self._restarts.labels(granularity)
 
     def request(self, route: str, code: int, seconds: float) -> None:
+        """Count a request at ``route`` answered with ``code`` and record its latency."""
         self._requests.labels(self.granularity, route, str(code)).inc()
         self._latency.labels(self.granularity, route).observe(seconds)
 
     def switched(self, reason: str, upstream) -> None:
+        """Count a change of model server, by ``reason``."""
         self._switches.labels(self.granularity, reason).inc()
 
     def upstream_died(self, upstream) -> None:
+        """Count a model server that stopped answering."""
         self._deaths.labels(self.granularity).inc()
 
     def upstream_restarted(self, upstream) -> None:
+        """Count a dead model server replaced by a fresh one."""
         self._restarts.labels(self.granularity).inc()
 
 

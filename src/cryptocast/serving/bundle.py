@@ -48,6 +48,9 @@ HISTORY = "history.parquet"
 
 @dataclass
 class Bundle:
+    """A loaded bundle: the manifest, one fitted forecaster per pair, and the close prices (and
+    volumes) each forecasts from."""
+
     manifest: Manifest
     forecasters: dict[str, Forecaster]
     histories: dict[str, pd.Series]  # close prices
@@ -55,6 +58,7 @@ class Bundle:
 
     @property
     def pairs(self) -> list[str]:
+        """The pairs the bundle serves, sorted."""
         return sorted(self.forecasters)
 
     def forecast(
@@ -248,6 +252,8 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def load_bundle(directory: Path) -> Bundle:
+    """The bundle in ``directory`` (:func:`write_bundle`); a publish that a crash cut off
+    between its two renames is completed first (the previous bundle restored)."""
     directory = Path(directory)
     _heal(directory)
     manifest = read_manifest(directory)

@@ -28,6 +28,9 @@ class ClientError(UserError, RuntimeError):
 
 
 class ForecastClient:
+    """A client of the front door at ``base_url``: forecasts, the served version and model card,
+    readiness. Refusals and unreachable servers are :class:`ClientError`."""
+
     def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
@@ -54,6 +57,7 @@ class ForecastClient:
         )
 
     def version(self) -> VersionInfo:
+        """What the front door serves now (:class:`VersionInfo`)."""
         return VersionInfo.model_validate(self._call("GET", "/version"))
 
     def model(self) -> ModelCard:
@@ -61,6 +65,7 @@ class ForecastClient:
         return ModelCard.model_validate(self._call("GET", "/model"))
 
     def ready(self) -> bool:
+        """Whether the front door answers ``/ready`` with 200 (a champion is served)."""
         try:
             self._call("GET", "/ready")
         except ClientError:
@@ -68,6 +73,8 @@ class ForecastClient:
         return True
 
     def wait_ready(self, timeout_s: float = 60.0) -> VersionInfo:
+        """Wait until :meth:`ready`, at most ``timeout_s`` (else :class:`ClientError`); the version
+        it then serves."""
         deadline = time.monotonic() + timeout_s
         while not self.ready():
             if time.monotonic() > deadline:

@@ -90,6 +90,9 @@ class CryptocastModel(PythonModel):
     """Forecasts for every pair of one granularity, from the bundle logged with it."""
 
     def load_context(self, context) -> None:
+        """Load the bundle (MLflow calls this once per server start) and compute every pair's
+        forecast from its stored history then, so such a request is a lookup; metrics only inside
+        a model server, not on MLflow's validation load."""
         from cryptocast import failpoints
         from cryptocast.observability import telemetry
         from cryptocast.serving.bundle import load_bundle
@@ -117,6 +120,8 @@ class CryptocastModel(PythonModel):
         return self.bundle.forecast(pair, horizon, candles)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """The forecast rows of every request in ``model_input`` (MLflow's ``/invocations``),
+        counted and timed by the service metrics inside a model server."""
         if self.metrics is None:
             return self._predict(model_input)
         with self.metrics.request(bad_request=MlflowException):

@@ -72,6 +72,9 @@ def describe_errors(errors: Sequence[dict[str, Any]]) -> str:
 
 
 class ForecastPoint(BaseModel):
+    """One forecast candle of one pair: what made it, its origin and target time, the point forecast
+    and its interval."""
+
     pair: str
     model: str = Field(
         "",
@@ -101,6 +104,9 @@ class ForecastPoint(BaseModel):
 
 
 class ForecastResponse(BaseModel):
+    """The answer of ``/forecast``: the served model and version, and every requested forecast
+    point."""
+
     model_name: str
     model_version: str
     forecasts: list[ForecastPoint]
@@ -115,10 +121,15 @@ class ServedRow(ForecastPoint):
 
 
 class InvocationsResponse(BaseModel):
+    """The answer of ``/invocations`` in MLflow's shape: the model server's rows."""
+
     predictions: list[ServedRow]
 
 
 class Health(BaseModel):
+    """The answer of ``/health`` and ``/ready``: a status word and which front door process
+    answered."""
+
     status: str
     instance: str | None = Field(None, description="Which front door process answered.")
 

@@ -70,6 +70,9 @@ Transport = Callable[[str, dict[str, Any], float], tuple[int, Any]]
 
 
 class Champions(Protocol):
+    """The registry and the deployer as the router sees them: the champion, its servers, and
+    starting or stopping them."""
+
     def champion(self) -> Identity | None:
         """The registry's champion, or None when there is none."""
 
@@ -86,11 +89,15 @@ class Champions(Protocol):
 class Events(Protocol):
     """What the router reports (metrics)."""
 
-    def switched(self, reason: str, upstream: Upstream) -> None: ...
+    def switched(self, reason: str, upstream: Upstream) -> None:
+        """The front door moved to ``upstream`` (``reason``: first, new version, new server,
+        restart)."""
 
-    def upstream_died(self, upstream: Upstream) -> None: ...
+    def upstream_died(self, upstream: Upstream) -> None:
+        """``upstream`` stopped answering."""
 
-    def upstream_restarted(self, upstream: Upstream) -> None: ...
+    def upstream_restarted(self, upstream: Upstream) -> None:
+        """A fresh server replaced a dead one; it is ``upstream``."""
 
 
 class _NoEvents:
@@ -120,6 +127,10 @@ def proves(rows: Any, identity: Identity) -> str | None:
 
 
 class Router:
+    """Which model server answers behind the front door: checks the champion's servers in the
+    background, forwards requests to the one that proved its identity, and replaces it when it
+    dies."""
+
     REPLACE_BACKOFF_S = 10.0  # at most one replacement server started per this many seconds
 
     def __init__(
@@ -147,6 +158,7 @@ class Router:
     # -- what is served ----------------------------------------------------------------
     @property
     def current(self) -> Upstream | None:
+        """The model server requests go to now, or None before one has proved itself."""
         return self._current
 
     def _switch(self, upstream: Upstream, reason: str) -> None:
@@ -251,10 +263,12 @@ class Router:
             self._stop.wait(self.check_interval_s)
 
     def start(self) -> None:
+        """Start the background check loop (a daemon thread)."""
         self._thread = threading.Thread(target=self._loop, name="front-door-check", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the check loop and wait for it (at most 5 s)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
