@@ -28,7 +28,6 @@ def plain(
     t_start = time.perf_counter()
     import mlflow
 
-    from cryptocast.runconfig import load_settings
     from cryptocast.contracts import Manifest, PairEntry
     from cryptocast.data.sources import load_ohlcv
     from cryptocast.data.validation import validate
@@ -41,6 +40,7 @@ def plain(
         train_candidates,
         volume_series,
     )
+    from cryptocast.runconfig import load_settings
     from cryptocast.serving.bundle import write_bundle
     from cryptocast.serving.client import wait_until_serving
 
