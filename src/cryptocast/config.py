@@ -45,6 +45,8 @@ class SampleSettings(_Strict):
 
 
 class DataSettings(_Strict):
+    """Where the candles come from (``data:``) and how much history a run loads."""
+
     source: Source = "auto"
     history: int = Field(gt=0, description="Candles of history to load per pair.")
     data_dir: Path | None = Field(default=None, description="Directory for source=files.")
@@ -85,6 +87,9 @@ class DataSettings(_Strict):
 
 
 class ValidationSettings(_Strict):
+    """The OHLCV contract's thresholds (``validation:``): what is repaired, what stops a
+    run (see :mod:`cryptocast.data.validation`)."""
+
     duplicate_rel_tolerance: float = Field(
         default=1e-4,
         ge=0,
@@ -113,13 +118,15 @@ class ValidationSettings(_Strict):
 
 
 class CandidateSpec(_Strict):
-    """One entry of the candidate registry (see cryptocast.modeling.forecasting.CANDIDATES)."""
+    """One entry of the candidate registry (see cryptocast.modeling.candidates.CANDIDATES)."""
 
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 class EvaluationSettings(_Strict):
+    """The rolling-origin backtest and the calibrated quantiles (``evaluation:``)."""
+
     window: int = Field(gt=0, description="Most recent candles held out for the backtest.")
     stride: int = Field(gt=0, description="Candles between two forecast origins.")
     baseline: str = Field(default="naive", description="Candidate that defines 'naive'.")
@@ -250,6 +257,9 @@ class MonitoringSettings(_Strict):
 
 
 class DeploySettings(_Strict):
+    """Where a promoted model goes (``deploy:``): its registered name, the published
+    bundle, whether it is served."""
+
     model_name: str = Field(description="Registered MLflow model name.")
     models_dir: Path = Field(
         description="Where the served bundle is published (relative: to the repository root)."

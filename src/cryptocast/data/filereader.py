@@ -90,7 +90,7 @@ def _header(lines: list[str], name: str) -> tuple[int, str]:
     first = lines[0][:80] if lines else ""
     raise Unreadable(
         f"{name}: no header row with a time column and open/high/low/close in its first "
-        f"{HEADER_SCAN} lines (line 1 reads {first!r}); see the README's data file layouts"
+        f"{HEADER_SCAN} lines (line 1 reads {first!r}); see the file layouts in docs/data.md"
     )
 
 

@@ -1,6 +1,6 @@
 """Read OHLCV candles from a directory of CSV or Parquet files.
 
-The layouts people have (README, "Data files", shows one example of each):
+The layouts people have (docs/data.md, "Data sources", shows one example of each):
 
 * exports of ccxt, pandas or a warehouse: a time column and ``open, high, low, close,
   volume``, optionally ``pair``/``symbol``; times as ISO 8601 strings (naive = UTC) or

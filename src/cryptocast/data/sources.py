@@ -53,6 +53,8 @@ def trim_history(
 
 
 def load_sample(cfg: LoadSection) -> pd.DataFrame:
+    """``data.history`` synthetic candles per pair, ending at ``data.sample.end``
+    (deterministic: the same seed gives the same candles on every machine)."""
     return to_ohlcv(
         pd.concat(
             [
@@ -73,6 +75,8 @@ def load_sample(cfg: LoadSection) -> pd.DataFrame:
 def load_binance(
     cfg: LoadSection, exchange: binance.Exchange, *, retries: int | None = None
 ) -> pd.DataFrame:
+    """``data.history`` candles per pair from the exchange, cached as Parquet between
+    runs; ``retries`` None: the config's, 0: one try (``auto`` on an offline machine)."""
     frames = [
         binance.load_cached(
             exchange,
