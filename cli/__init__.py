@@ -13,7 +13,7 @@ import traceback
 
 import click
 
-from cli import dashboards, delivery, errors, monitoring, ops, train
+from cli import dashboards, delivery, errors, k8s, monitoring, ops, train
 from cryptocast.errors import DEBUG_ENV, debug
 from cryptocast.paths import METRICS_DIR_ENV, ZENML_HOME, metrics_dir
 
@@ -49,7 +49,7 @@ def cli(debug_flag: bool) -> None:
     logging.getLogger("cryptocast").setLevel(logging.INFO)
 
 
-for group in (train, delivery, monitoring, dashboards, ops):
+for group in (train, delivery, monitoring, dashboards, ops, k8s):
     for command in group.COMMANDS:
         cli.add_command(command)
 

@@ -117,7 +117,7 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
     from infra import frontdoor
 
     cfg = settings(gran)
-    if frontdoor.status(cfg) is None:
+    if frontdoor.revive(cfg) is None:  # a killed front door is started again
         from cryptocast.delivery import registry
 
         use_stack()

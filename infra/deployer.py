@@ -31,6 +31,7 @@ from zenml.utils.networking_utils import find_available_port
 from cryptocast import failpoints
 from cryptocast.delivery import registry
 from cryptocast.serving.client import ServingError, wait_until_serving
+from infra import supervisor
 from infra.model_server import ModelServer
 
 # how often a starting model server's health is checked
@@ -219,33 +220,41 @@ def wait_until_ready(
     raise at once when its daemon is gone, with the end of its log.
 
     Not ZenML's ``poll_service_status``: it sleeps a whole second between checks, and a
-    daemon that died at start reads INACTIVE, not failed, so it waits out the timeout."""
+    daemon that died at start reads INACTIVE, not failed, so it waits out the timeout.
+    ZenML's daemon keeps its own pid file; the waiting is :func:`infra.supervisor.wait_until`."""
     started = time.monotonic()
-    seen = False
-    while True:
-        if service.is_running:
-            return
-        alive = service.status.pid is not None
-        waited = time.monotonic() - started
+    seen: list[int] = []
+
+    def running() -> bool:
         # the daemon writes its pid file within milliseconds of its start, and removes it
         # when it exits: no pid after that grace means it is gone already
-        if not alive and (seen or waited >= min(DAEMON_GRACE_S, timeout_s)):
-            state = "exited while starting" if seen else "never started its daemon"
-            raise ServingError(f"the model server {state}{_log_tail(service)}")
-        seen = seen or alive
-        if waited >= timeout_s:
-            raise ServingError(
-                f"the model server answered no health check within {timeout_s:.0f}s"
-                f"{_log_tail(service)}"
-            )
-        time.sleep(poll_s)
+        if service.status.pid is not None:
+            seen.append(service.status.pid)
+            return True
+        return not seen and time.monotonic() - started < min(DAEMON_GRACE_S, timeout_s)
+
+    def died() -> str:
+        state = "exited while starting" if seen else "never started its daemon"
+        return f"the model server {state}{_log_tail(service)}"
+
+    supervisor.wait_until(
+        lambda: service.is_running,
+        running,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+        died=died,
+        late=lambda t: (
+            f"the model server answered no health check within {t:.0f}s{_log_tail(service)}"
+        ),
+        error=ServingError,
+    )
 
 
 def _log_tail(service: MLFlowDeploymentService, lines: int = 12) -> str:
     path = service.status.log_file
-    if not path or not Path(path).exists():
+    tail = supervisor.log_tail(path, lines)
+    if not tail:
         return ""
-    tail = Path(path).read_text(errors="replace").splitlines()[-lines:]
     return f"; its log ({path}) ends:\n" + "\n".join(f"  {line}" for line in tail)
 
 

@@ -1,9 +1,11 @@
 """The front door as a background process of this checkout, and how a release follows it.
 
 * :func:`launch` / :func:`ensure_running` / :func:`stop` / :func:`status`: the process,
-  found through a small state file beside ``models/<gran>_models`` (pid, port, and a token
-  it echoes, so that another checkout's front door on the same port is never taken for
-  ours), its log beside it (``models/.<gran>_models.front.log``);
+  an :class:`infra.supervisor.Process` kept alive by its keeper (a killed front door
+  answers again within seconds), found through its pid record beside
+  ``models/<gran>_models`` (pid, url, and a token it echoes, so that another checkout's
+  front door on the same port is never taken for ours), its log beside it
+  (``models/.<gran>_models.front.log``);
 * :class:`FrontDoorProcess`: ``cryptocast.delivery.release.FrontDoor``: a release launches the front
   door before its model server starts and waits until it answers from the new server
   before it stops the old one.
@@ -16,10 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -28,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptocast.config import Settings
-from cryptocast.locks import pid_alive
 from cryptocast.net import port_open
 from cryptocast.paths import REPO_ROOT
-from infra import server_environ
+from infra import server_environ, supervisor
 
 TOKEN_ENV = "CRYPTOCAST_FRONT_TOKEN"
 
@@ -73,7 +71,7 @@ def _get(address: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
 def status(cfg: Settings) -> dict[str, Any] | None:
     """The state of this checkout's front door if it runs and answers as ours, else None."""
     state = _state(cfg)
-    if state is None or not pid_alive(state["pid"]):
+    if state is None or not supervisor.alive(state["pid"]):
         return None
     health = _get(f"{state['url']}/health")
     if not health or health.get("instance") != state["token"]:
@@ -81,40 +79,47 @@ def status(cfg: Settings) -> dict[str, Any] | None:
     return state
 
 
-# front doors this process started: state file -> (process, where its log lines begin)
-_started: dict[str, tuple[subprocess.Popen, int]] = {}
+# front doors this process started: state file -> their supervised process
+_started: dict[str, supervisor.Process] = {}
+
+
+def _process(cfg: Settings, token: str) -> supervisor.Process:
+    """The front door's process: kept alive (a killed front door is started again by its
+    keeper), its pid record the state file."""
+    log = _beside(cfg, ".log")
+    return supervisor.Process(
+        name="front door",
+        argv=[sys.executable, "-m", "cli", "front-run", "--settings", str(settings_file(cfg))],
+        env=server_environ({TOKEN_ENV: token}),
+        cwd=REPO_ROOT,
+        log=log,
+        record=state_file(cfg),
+        keep_alive=True,
+        extra={"url": url(cfg), "token": token, "log": str(log)},
+    )
 
 
 def launch(cfg: Settings) -> None:
-    """Start the front door of ``cfg`` in the background unless it runs (or this process
-    started it already); do not wait for it. A release launches it before its model
-    server starts, so the two start side by side."""
-    proc = _started.get(str(state_file(cfg)), (None, 0))[0]
-    if (proc is not None and proc.poll() is None) or status(cfg) is not None:
-        return
+    """Start the front door of ``cfg`` in the background unless it runs (or is being
+    started again by its keeper); do not wait for it. A release launches it before its
+    model server starts, so the two start side by side."""
+    record = supervisor.read_record(state_file(cfg))
+    if record is not None:
+        if supervisor.alive(record["pid"]):
+            return
+        # its keeper was killed: what it left of its group (the server) goes first
+        supervisor.kill_group(record["pid"], timeout_s=10)
+        state_file(cfg).unlink(missing_ok=True)
     if port_open(cfg.service.port, cfg.service.host):
         raise RuntimeError(
             f"port {cfg.service.port} on {cfg.service.host} is in use by another program, "
             f"so the front door cannot listen on {url(cfg)}: stop that program, or set "
             f"service.port in configs/{cfg.granularity}.yaml (the model server itself runs)"
         )
-    log = _beside(cfg, ".log")
     settings_file(cfg).write_text(cfg.model_dump_json())
-    token = secrets.token_hex(8)
-    with open(log, "ab") as out:
-        start = out.tell()  # the log keeps earlier starts; an error shows this one's lines
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "front-run", "--settings", str(settings_file(cfg))],
-            cwd=REPO_ROOT,
-            env=server_environ({TOKEN_ENV: token}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # outlives the command that started it
-        )
-    state = {"pid": proc.pid, "url": url(cfg), "token": token, "log": str(log)}
-    state_file(cfg).write_text(json.dumps(state))
-    _started[str(state_file(cfg))] = (proc, start)
+    proc = _process(cfg, secrets.token_hex(8))
+    proc.start()
+    _started[str(state_file(cfg))] = proc
 
 
 def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
@@ -123,47 +128,63 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
     if (state := status(cfg)) is not None:
         return state
     launch(cfg)
-    proc, start = _started[str(state_file(cfg))]
-    log = _beside(cfg, ".log")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(_start_failure(cfg, proc.returncode, log, start))
-        if (state := status(cfg)) is not None:
-            return state
-        time.sleep(0.05)
-    raise RuntimeError(f"the front door did not answer on {url(cfg)} within {timeout_s:.0f}s")
+    pid = supervisor.read_record(state_file(cfg)) or {}
+    proc = _started.get(str(state_file(cfg)))
+    if proc is not None and (proc.started is None or proc.started.pid != pid.get("pid")):
+        proc = None  # started here once, since stopped and started by another process
+    start = proc.log_start if proc is not None else 0
+
+    def running() -> bool:
+        if proc is not None and proc.started is not None:
+            return proc.started.poll() is None
+        return bool(pid) and supervisor.alive(pid["pid"])
+
+    def died() -> str:
+        code = proc.started.poll() if proc is not None and proc.started is not None else None
+        return _start_failure(cfg, code, _beside(cfg, ".log"), start)
+
+    answered: list[dict[str, Any]] = []
+    supervisor.wait_until(
+        lambda: bool((state := status(cfg)) is not None and answered.append(state) is None),
+        running,
+        timeout_s=timeout_s,
+        poll_s=0.05,
+        died=died,
+        late=lambda t: f"the front door did not answer on {url(cfg)} within {t:.0f}s",
+        error=RuntimeError,
+    )
+    return answered[-1]
 
 
-def _start_failure(cfg: Settings, returncode: int, log: Path, start: int) -> str:
+def revive(cfg: Settings) -> dict[str, Any] | None:
+    """The front door's state, started again if it was started and not stopped (its pid
+    record is there) but does not answer: its keeper is restarting it, or was killed too.
+    None if it was not running or cannot start."""
+    if (state := status(cfg)) is not None or not state_file(cfg).exists():
+        return state
+    try:
+        return ensure_running(cfg)
+    except RuntimeError:
+        return None
+
+
+def _start_failure(cfg: Settings, returncode: int | None, log: Path, start: int) -> str:
     """Why the front door that wrote ``log`` from byte ``start`` on exited at start."""
-    with open(log, "rb") as f:
-        f.seek(start)
-        lines = f.read().decode(errors="replace").splitlines()
     return (
         f"the front door on {url(cfg)} exited at start (exit {returncode}); "
-        f"the last lines of {log}:\n  " + "\n  ".join(lines[-5:])
+        f"the last lines of {log}:\n  " + "\n  ".join(supervisor.log_tail(log, 5, start))
     )
 
 
 def stop(cfg: Settings) -> int | None:
-    """Stop this checkout's front door (its whole process group); its pid, or None."""
+    """Stop this checkout's front door (its whole process group, keeper and server); its
+    pid, or None."""
     state = _state(cfg)
     if state is None:
         return None
-    pid = state["pid"]
-    stopped = None
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-        stopped = pid
-    state_file(cfg).unlink(missing_ok=True)
-    return stopped
+    _started.pop(str(state_file(cfg)), None)
+    proc = _process(cfg, state.get("token", ""))
+    return proc.stop(timeout_s=10)
 
 
 @dataclass

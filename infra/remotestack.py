@@ -1,7 +1,7 @@
 """The production stack's pure parts: where its files are, its ports, its credentials,
 the URLs and configurations built from them (no processes, no ZenML).
 
-``make stack-up`` (``infra/prodstack.py``) starts, on 127.0.0.1, a ZenML server on
+``make stack-up`` (``infra/prodstack/``) starts, on 127.0.0.1, a ZenML server on
 MariaDB, an MLflow tracking server on PostgreSQL with proxied artefacts, and SeaweedFS's
 S3 gateway; ``make setup STACK=remote`` (``infra/stack.py``) connects a ZenML home to
 them. Both read what is decided here.

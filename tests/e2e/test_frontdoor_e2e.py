@@ -196,3 +196,30 @@ def test_fuzzed_from_its_openapi_contract(front, tmp_path):
     generated = re.findall(r"(\d+) generated", proc.stdout)
     assert generated, proc.stdout[-2000:]
     assert int(generated[0]) >= 300, proc.stdout[-2000:]
+
+
+def test_a_killed_front_door_answers_again_by_itself(front):
+    """SIGKILL the front door's server: its keeper starts it again, nobody acting; the
+    same address answers within seconds, as the same front door (token, pid record)."""
+    from infra import frontdoor, supervisor
+
+    state = frontdoor.status(front["cfg"])
+    assert state is not None
+    [server] = supervisor.children(state["pid"])
+    os.kill(server, signal.SIGKILL)
+    t0 = time.monotonic()
+    answered = None
+    while time.monotonic() - t0 < 60 and answered is None:
+        time.sleep(0.2)
+        try:
+            resp = requests.post(f"{front['url']}/forecast", json=MIXED, timeout=30)
+            answered = resp.status_code if resp.status_code == 200 else None
+        except requests.RequestException:
+            pass
+    assert answered == 200, "the killed front door was not started again"
+    again = frontdoor.status(front["cfg"])
+    assert again is not None
+    assert again["token"] == state["token"]
+    assert again["pid"] == state["pid"]
+    assert supervisor.children(state["pid"]) != [server]
+    assert "restarting it" in Path(state["log"]).read_text()

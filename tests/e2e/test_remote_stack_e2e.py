@@ -233,15 +233,15 @@ def test_remote_stack_end_to_end(stack):
     assert "BTC/USDT" in answer
 
     # stack-down leaves no process; stack-up again keeps everything
-    from infra import prodstack
+    from infra import prodstack, supervisor
 
-    pids = [prodstack._pid(stack["layout"], name) for name in prodstack.SERVICES]
+    pids = [prodstack.pid(stack["layout"], name) for name in prodstack.SERVICES]
     run_cli(a, "stop", "--gran", "hour")
     run_cli(b, "stop", "--gran", "hour")
     down = run_cli(a, "stack-down")
     assert "stack stopped" in down.stdout
     time.sleep(1)
-    assert not any(prodstack._alive(pid) for pid in pids if pid)
+    assert not any(supervisor.alive(pid) for pid in pids if pid)
     assert "nothing to do" in run_cli(a, "stack-down").stdout
     run_cli(a, "stack-up")
     assert _alias(stack) == "1"

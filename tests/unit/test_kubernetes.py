@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import yaml
@@ -379,19 +380,38 @@ def test_not_a_quantity():
         k8s.quantity("2 cores")
 
 
-def test_command_line(env, tmp_path, capsys):
-    assert k8s.main(["check"]) == 0
-    assert "valid for ZenML" in capsys.readouterr().out
-    assert k8s.main(["commands"]) == 0
-    assert "zenml stack register cryptocast-k8s" in capsys.readouterr().out
-    out = tmp_path / "run.yaml"
-    assert k8s.main(["run-config", "hour", "fit_global", "--threads", "2", "--out", str(out)]) == 0
+def test_command_line(env, tmp_path):
+    """`cryptocast k8s check|commands|run-config`: the Kubernetes helper's subcommands."""
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    def k8s_cli(*args: str):
+        return CliRunner().invoke(cli, ["k8s", *args])
+
+    out = k8s_cli("check")
+    assert out.exit_code == 0, out.output
+    assert "valid for ZenML" in out.output
+    out = k8s_cli("commands")
+    assert out.exit_code == 0, out.output
+    assert "zenml stack register cryptocast-k8s" in out.output
+    path = tmp_path / "run.yaml"
+    out = k8s_cli("run-config", "hour", "fit_global", "--threads", "2", "--out", str(path))
+    assert out.exit_code == 0, out.output
     assert (
-        yaml.safe_load(out.read_text())["steps"]["fit_global"]["environment"]["OMP_NUM_THREADS"]
+        yaml.safe_load(path.read_text())["steps"]["fit_global"]["environment"]["OMP_NUM_THREADS"]
         == "2"
     )
-    assert k8s.main(["run-config", "hour", "train"]) == 2  # a user's mistake: one error line
-    assert capsys.readouterr().err.startswith("error: ")
+    printed = k8s_cli("run-config", "hour", "fit_global")
+    assert yaml.safe_load(printed.output)["steps"]["fit_global"]
+    out = k8s_cli("run-config", "hour", "train")  # a user's mistake: one error line
+    assert out.exit_code == 2
+    assert out.output.startswith("error: fit steps must be named fit_<shard>")
+
+
+def test_the_helper_has_no_command_line_of_its_own():
+    assert not hasattr(k8s, "main")
+    assert not (Path(k8s.__file__).parent / "__main__.py").exists()
 
 
 def test_the_stack_file_names_the_stack_setup_keeps_active():
