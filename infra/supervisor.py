@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptocast.locks import pid_alive
+
 START_S = 30.0  # a kept-alive program that fails sooner than this failed to start
 RESTART_DELAY_S = 0.2
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0  # more restarts than this: a crash loop, given up
@@ -47,12 +49,8 @@ class ProcessError(RuntimeError):
 
 def alive(pid: int) -> bool:
     """True if process ``pid`` exists and is not a zombie (exited, not yet reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     with contextlib.suppress(OSError, IndexError):
         if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
             with contextlib.suppress(ChildProcessError, OSError):

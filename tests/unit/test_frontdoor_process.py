@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from cryptocast.runconfig import apply_overrides
-from cryptocast.serving.frontdoor.router import Identity
 from tests.conftest import raw_config
 
 
@@ -51,38 +50,6 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path):
         "configs/hour.yaml (the model server itself runs)"
     )
     assert not (tmp_path / ".hour_models.front.log").exists()  # no process was started
-
-
-def test_servers_are_listed_again_only_when_something_changed(monkeypatch, hour_cfg):
-    """The check loop asks every half second; the full listing (every record hydrated,
-    every server pinged) runs only when the records, the champion or ten seconds say so."""
-    from infra import deployer, frontdoor_server
-
-    class Server:
-        def __init__(self, url, version):
-            self.prediction_url, self.is_running = url, True
-            self.config = type("Config", (), {"registry_model_version": version})
-
-    mark, listings, clock = [(1, "t1")], [], [100.0]
-    live = [Server("http://a/invocations", "1")]
-    monkeypatch.setattr(deployer, "records_mark", lambda: mark[0])
-    monkeypatch.setattr(deployer, "servers", lambda name: listings.append(name) or live)
-    monkeypatch.setattr(frontdoor_server.time, "monotonic", lambda: clock[0])
-    champions = frontdoor_server.RegistryChampions(hour_cfg)
-    v1 = Identity(model_name="m", version="1", run_id="r", pairs=("BTC/USDT",))
-    v2 = Identity(model_name="m", version="2", run_id="r", pairs=("BTC/USDT",))
-    assert champions.servers(v1) == ["http://a/invocations"]
-    assert champions.servers(v1) == ["http://a/invocations"]
-    assert len(listings) == 1  # nothing changed: not listed again
-    live.insert(0, Server("http://b/invocations", "1"))
-    mark[0] = (2, "t2")  # a server was started
-    assert champions.servers(v1) == ["http://b/invocations", "http://a/invocations"]
-    assert len(listings) == 2
-    assert champions.servers(v2) == []  # another champion: listed at once
-    assert len(listings) == 3
-    clock[0] += frontdoor_server.RegistryChampions.LIST_EVERY_S
-    champions.servers(v2)
-    assert len(listings) == 4  # and at least every LIST_EVERY_S
 
 
 def test_predict_starts_again_a_front_door_that_was_not_stopped(tmp_path, monkeypatch):
