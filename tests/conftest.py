@@ -139,10 +139,15 @@ SMALL = {
 }
 
 
-def small_config(gran: str, tmp: Path, *, serve: bool, deploy: dict | None = None, **data) -> Path:
+def small_config(
+    gran: str, tmp: Path, *, serve: bool, deploy: dict | None = None, cache: bool = True, **data
+) -> Path:
     """configs/<gran>.yaml with small data and fast candidates, written to
-    ``tmp/<gran>.yaml`` (end-to-end tests: the plumbing is under test, not the models)."""
+    ``tmp/<gran>.yaml`` (end-to-end tests: the plumbing is under test, not the models).
+    ``cache=False``: every run fits (a fit step's cache key is its data and its section of
+    the config only, so runs of other tests in the same ZenML home would serve it)."""
     run = yaml.safe_load((ROOT / "configs" / f"{gran}.yaml").read_text())
+    run["enable_cache"] = cache
     c, s = run["parameters"]["config"], SMALL[gran]
     c["data"].update({"history": s["history"], "cache_dir": str(tmp / "cache"), **data})
     c["validation"]["min_history"] = s["min_history"]

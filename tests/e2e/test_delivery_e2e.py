@@ -31,8 +31,13 @@ BTC, BOTH, THREE = "BTC/USDT", "BTC/USDT ETH/USDT", "BTC/USDT ETH/USDT BNB/USDT"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("delivery")
-    small_config(
-        "hour", tmp, serve=True, deploy={"model_name": NAME, "timeout_s": 60}, source="sample"
+    small_config(  # runs killed inside a fit step must fit
+        "hour",
+        tmp,
+        serve=True,
+        deploy={"model_name": NAME, "timeout_s": 60},
+        cache=False,
+        source="sample",
     )
     small_config("day", tmp, serve=False, deploy={"model_name": f"{NAME}-day"})  # for status
     e = cli_env(tmp)

@@ -23,8 +23,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("processes")
-    small_config("hour", tmp, serve=False, deploy={"model_name": "cryptocast-hour-kill"},
-                 source="sample")  # fmt: skip
+    small_config(
+        "hour",
+        tmp,
+        serve=False,
+        deploy={"model_name": "cryptocast-hour-kill"},
+        cache=False,
+        source="sample",
+    )  # fmt: skip  (killed inside a fit step)
     small_config("day", tmp, serve=False, source="sample")  # make status shows both
     e = cli_env(tmp)
     run_cli(e, "setup")
