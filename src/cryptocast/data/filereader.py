@@ -25,7 +25,7 @@ from cryptocast.errors import UserError
 SEPARATORS = (",", ";", "\t", "|")
 HEADER_SCAN = 20  # lines searched for the header row
 NULLS = ["NULL", "null", "NaN", "nan", "", "None"]
-# canonical column -> accepted names, normalised by _norm, in order of preference
+# canonical column -> accepted names, normalised by column_key, in order of preference
 ALIASES: dict[str, tuple[str, ...]] = {
     "timestamp": ("unix", "unix timestamp", "timestamp", "open time", "time", "datetime", "date"),
     "pair": ("pair", "symbol", "ticker", "market", "instrument"),
@@ -61,7 +61,9 @@ class RawFile:
         return f"{self.name}, {self.unit} {int(self.lines[position])}"
 
 
-def _norm(name: object) -> str:
+def column_key(name: object) -> str:
+    """A column name as the alias table compares it: lower case, spaces, ``_`` and ``-``
+    as one space (``Volume_BTC`` and ``volume btc`` are one column)."""
     return re.sub(r"[\s_\-]+", " ", str(name).strip().strip('"').lower()).strip()
 
 
@@ -69,7 +71,7 @@ def columns_of(frame: pd.DataFrame) -> dict[str, str]:
     """canonical column -> the frame's column, through :data:`ALIASES`."""
     by_norm = {}
     for col in frame.columns:
-        by_norm.setdefault(_norm(col), col)
+        by_norm.setdefault(column_key(col), col)
     found = {}
     for canonical, names in ALIASES.items():
         for n in names:
@@ -84,7 +86,7 @@ def _header(lines: list[str], name: str) -> tuple[int, str]:
     ``close``."""
     for i, line in enumerate(lines[:HEADER_SCAN]):
         for sep in SEPARATORS:
-            fields = {_norm(f) for f in line.split(sep)}
+            fields = {column_key(f) for f in line.split(sep)}
             if "close" in fields and fields & set(ALIASES["timestamp"]):
                 return i, sep
     first = lines[0][:80] if lines else ""

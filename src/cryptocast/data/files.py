@@ -47,7 +47,7 @@ from cryptocast.data.filereader import (
     FileSourceError,
     RawFile,
     Unreadable,
-    _norm,
+    column_key,
     columns_of,
     read_csv,
     read_parquet,
@@ -178,13 +178,13 @@ def normalise(raw: RawFile, pair: str) -> tuple[pd.DataFrame, dict]:
     if missing:
         raise FileSourceError(f"{raw.name}: missing price columns {missing} in {names}")
     base = pair.split("/")[0].lower()
-    by_norm = {_norm(c): c for c in raw.frame.columns}
+    by_norm = {column_key(c): c for c in raw.frame.columns}
     volume = cols.get("volume") or by_norm.get(f"volume {base}")
     if volume is None:
-        others = [c for c in names if _norm(c).startswith("volume ")]
+        others = [c for c in names if column_key(c).startswith("volume ")]
         hint = f"; its {others} suggest it holds another pair than {pair}" if others else ""
         raise FileSourceError(f"{raw.name}: no 'volume' or 'Volume {base.upper()}' column{hint}")
-    others = [c for c in names if "close" in _norm(c).split() and c != cols["close"]]
+    others = [c for c in names if "close" in column_key(c).split() and c != cols["close"]]
     if others:
         log.info("files: %s: close prices from column %r (not %s)", raw.name, cols["close"],
                  ", ".join(repr(c) for c in others))  # fmt: skip

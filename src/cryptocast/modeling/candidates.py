@@ -76,7 +76,7 @@ def _lightgbm_global(params: dict, horizon: int, seed: int) -> Built:
     return Built(built.model, built.space, True, covariates="lags_past_covariates" in params)
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     """Lightning announces GPUs, TPUs and tips at INFO on every fit and load, Darts its
     pooling sizes and dtype casts: keep logs readable (warnings still show)."""
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "darts"):
@@ -86,7 +86,7 @@ def _quiet_lightning() -> None:
 
 
 def _torch_kwargs(params: dict) -> dict:
-    _quiet_lightning()
+    quiet_lightning()
     trainer = {
         "accelerator": "cpu",
         "enable_progress_bar": False,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cryptocast.modeling.candidates import CANDIDATES, MULTI_SERIES, _quiet_lightning
+from cryptocast.modeling.candidates import CANDIDATES, MULTI_SERIES, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ class Forecaster:
             model_cls = getattr(importlib.import_module(module), name)
             torch_model = hasattr(model_cls, "load_from_checkpoint")
             if torch_model:
-                _quiet_lightning()
+                quiet_lightning()
             kwargs = {"map_location": "cpu"} if torch_model else {}
             model = model_cls.load(str(Path(tmp) / "model.pt"), **kwargs)
             ckpt = Path(tmp) / "model.pt.ckpt"
