@@ -127,8 +127,8 @@ def predict(gran: str, pair: str, horizon: int | None) -> None:
                 "model it promotes)"
             )
         raise Refused(
-            f"the {gran} front door is not running: `make serve GRAN={gran}` starts the "
-            "champion's server and its front door"
+            f"the {gran} front door is not running: `make front GRAN={gran}` starts it "
+            f"(`make serve GRAN={gran}` also restarts the champion's model server)"
         )
     url = frontdoor.url(cfg)
     record = {"pair": pair} | ({"horizon": horizon} if horizon else {})
@@ -239,6 +239,8 @@ def front(gran: str) -> None:
     try:
         state = frontdoor.ensure_running(cfg)
         info = ForecastClient(state["url"]).wait_ready(cfg.service.restart_wait_s)
+    except frontdoor.PortTaken:
+        raise  # the user's to fix: one `error:` line, exit 2
     except (RuntimeError, ClientError) as exc:  # a failure (exit 1), not a refusal
         raise click.ClickException(str(exc)) from exc
     click.echo(

@@ -16,6 +16,7 @@ from cli.common import (
     settings,
     use_stack,
 )
+from cryptocast.errors import UserError
 from cryptocast.paths import metrics_dir
 
 
@@ -31,6 +32,8 @@ def monitor(gran: str, source: str | None, data_dir: str | None, pairs: str | No
     t0 = time.perf_counter()
     try:
         run_monitoring(run)
+    except UserError:
+        raise  # one `error:` line, exit 2 (cli.main)
     except Exception as exc:
         click.secho(f"monitoring pipeline ({gran}) FAILED: {exc}", fg="red", err=True)
         sys.exit(1)

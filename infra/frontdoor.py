@@ -27,11 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from cryptocast.config import Settings
+from cryptocast.errors import UserError
 from cryptocast.net import port_open
 from cryptocast.paths import REPO_ROOT
 from infra import server_environ, supervisor
 
 TOKEN_ENV = "CRYPTOCAST_FRONT_TOKEN"
+
+
+class PortTaken(UserError, RuntimeError):
+    """The front door's port is held by another program: the user frees it or moves it."""
 
 
 def _beside(cfg: Settings, suffix: str) -> Path:
@@ -111,7 +116,7 @@ def launch(cfg: Settings) -> None:
         supervisor.kill_group(record["pid"], timeout_s=10)
         state_file(cfg).unlink(missing_ok=True)
     if port_open(cfg.service.port, cfg.service.host):
-        raise RuntimeError(
+        raise PortTaken(
             f"port {cfg.service.port} on {cfg.service.host} is in use by another program, "
             f"so the front door cannot listen on {url(cfg)}: stop that program, or set "
             f"service.port in configs/{cfg.granularity}.yaml (the model server itself runs)"

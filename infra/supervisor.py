@@ -298,6 +298,22 @@ class Process:
 # ------------------------------------------------------------------ the keeper
 
 
+def _dies_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` after which the program gets SIGTERM when ``parent`` (the keeper)
+    dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``): a killed keeper leaves no program
+    running that its pid record no longer names."""
+
+    def arm() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the keeper died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
 def keep(argv: list[str]) -> int:
     """Run ``argv`` and run it again whenever it dies: killed by a signal, or failing after
     ``START_S`` (a crash, not a failed start); not when it fails sooner or exits 0 (the
@@ -317,7 +333,7 @@ def keep(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     while True:
         began = time.monotonic()
-        child = subprocess.Popen(argv)
+        child = subprocess.Popen(argv, preexec_fn=_dies_with(os.getpid()))
         code = child.wait()
         now = time.monotonic()
         if stopping:

@@ -23,8 +23,8 @@ from steps.monitoring import check_drift, decide_retrain, score_live, split, tri
 def monitoring(cfg: Settings, overrides: Overrides) -> None:
     """``cfg``: the granularity's validated settings; ``overrides``: the command line's,
     which a training run it triggers inherits."""
-    ohlcv, _ = load(cfg=cfg.section(LoadSection))
-    reference, recent, champion = split(ohlcv, cfg=cfg)
+    ohlcv, source = load(cfg=cfg.section(LoadSection))
+    reference, recent, champion = split(ohlcv, source, cfg=cfg)
     accuracy = score_live(reference, recent, champion, cfg=cfg)
     drifted = check_drift(reference, recent, cfg=cfg)
     decision = decide_retrain(accuracy, drifted, cfg=cfg)

@@ -8,7 +8,7 @@ import pandas as pd
 from zenml import step
 
 from cryptocast.config import Settings
-from cryptocast.contracts import ChampionWindow
+from cryptocast.contracts import ChampionWindow, SourceInfo
 from cryptocast.observability import monitoring
 from cryptocast.serving.bundle import load_bundle
 from infra.stack import TRACKER
@@ -17,7 +17,7 @@ from infra.tracking import tag_run
 
 @step(experiment_tracker=TRACKER)
 def split(
-    ohlcv: pd.DataFrame, cfg: Settings
+    ohlcv: pd.DataFrame, source: SourceInfo, cfg: Settings
 ) -> tuple[
     Annotated[pd.DataFrame, "reference"],
     Annotated[pd.DataFrame, "recent"],
@@ -26,6 +26,7 @@ def split(
     """The champion's training window (reference) and the candles since (recent), per
     pair from the champion's forecast origin."""
     bundle = load_bundle(cfg.deploy.models_dir)
+    monitoring.judgeable(bundle.manifest.provenance, bundle.manifest.model_version, source)
     origins = {p: bundle.histories[p].index[-1] for p in bundle.pairs if p in cfg.pairs}
     reference, recent = monitoring.split_at_origin(ohlcv, origins, cfg.monitoring.reference_window)
     champion = ChampionWindow(

@@ -123,7 +123,7 @@ def test_an_ok_on_nothing_says_nothing_was_judged():
     assert d.action == "ok"
     assert d.reasons == [
         f"live accuracy not judged yet: no pair has {th['min_scored']} scored forecasts",
-        "drift not checked: no recent candles to compare",
+        "drift not checked: too few candles before or after the champion's origin to compare",
     ]
 
 
@@ -139,3 +139,20 @@ def test_live_figures_round_trip_through_their_metric_names():
     assert live_from_metrics(logged, ["BTC/USDT"], ("live_mase",)) == {
         "BTC/USDT": {"live_mase": 1.5}
     }
+
+
+def test_synthetic_candles_do_not_judge_a_champion_of_market_data():
+    """Offline, `make monitor` (DATA=auto fell back to sample candles) judged a champion
+    trained on the real files against synthetic candles and said OK, "no recent candles"."""
+    from cryptocast.contracts import Provenance, SourceInfo
+    from cryptocast.observability.monitoring import NothingToJudge, judgeable
+
+    real = Provenance(kind="files", fallback=False)
+    fallback = SourceInfo(requested="auto", used="sample", fallback=True)
+    with pytest.raises(NothingToJudge, match=r"synthetic sample data \(DATA=auto fell back"):
+        judgeable(real, "2", fallback)
+    judgeable(Provenance(kind="sample", fallback=True), "1", fallback)  # like with like
+    judgeable(real, "2", SourceInfo(requested="files", used="files"))
+    judgeable(None, "1", fallback)  # an old bundle without provenance: judged as before
+    what_if = SourceInfo(requested="files", used="files", details={"scenario": {"after": "x"}})
+    judgeable(real, "2", what_if)  # shift-data's what-if candles are meant to be judged

@@ -143,6 +143,26 @@ def test_a_kept_alive_program_killed_is_started_again(tmp_path):
     assert not supervisor.alive(keeper)
 
 
+def test_a_killed_keeper_takes_its_program_with_it(tmp_path):
+    """SIGKILL of the pid the record names (the keeper) ended it but left the front door
+    answering, unnamed by any record, while `status` said it was not running."""
+    out = tmp_path / "pids"
+    proc = spec(
+        tmp_path,
+        f"import os, time; open({str(out)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(60)",
+        keep_alive=True,
+    )
+    keeper = proc.start()
+    try:
+        wait_for(lambda: out.exists() and len(out.read_text().split()) == 1)
+        program = int(out.read_text().split()[0])
+        os.kill(keeper, signal.SIGKILL)
+        wait_for(lambda: not supervisor.alive(program), timeout_s=5)
+    finally:
+        proc.stop(timeout_s=5)
+    assert not supervisor.alive(keeper)
+
+
 def test_a_kept_alive_program_that_fails_at_start_is_not_restarted(tmp_path):
     code = "import sys; print('bad settings', flush=True); sys.exit(2)"
     proc = spec(tmp_path, code, keep_alive=True)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cryptocast.contracts import MonitorDecision, pair_slug
+from cryptocast.contracts import MonitorDecision, Provenance, SourceInfo, pair_slug
+from cryptocast.errors import UserError
 from cryptocast.modeling.evaluation import naive_scale
 
 FEATURES = ("log_return", "log_volume")
@@ -177,7 +178,8 @@ def retrain_decision(
             else f"live accuracy not judged yet: no pair has {min_scored} scored forecasts",
             "drift within thresholds"
             if len(drifted)
-            else "drift not checked: no recent candles to compare",
+            else "drift not checked: too few candles before or after the champion's origin "
+            "to compare",
         ]
     return MonitorDecision(
         action=action,
@@ -206,3 +208,23 @@ def live_from_metrics(
         if found:
             out[pair] = found
     return out
+
+
+class NothingToJudge(UserError, ValueError):
+    """The candles cannot judge the champion (synthetic candles, a real-data champion)."""
+
+
+def judgeable(champion: Provenance | None, version: str, source: SourceInfo) -> None:
+    """Refuse to judge a champion trained on market data with synthetic candles (``auto``
+    falling back offline, or ``DATA=sample``): live accuracy and drift would compare it with
+    candles that never happened, and report nonsense as OK or RETRAIN."""
+    data = Provenance.of_source(source, None)
+    if data.kind != "sample" or champion is None or not champion.real:
+        return
+    why = " (DATA=auto fell back: the exchange is not reachable)" if data.fallback else ""
+    raise NothingToJudge(
+        f"these candles are synthetic sample data{why}, and champion v{version} was trained "
+        f"on {champion.describe()}: monitoring judges the champion against what happened in "
+        "the market, so it judges nothing here. Give it market candles: DATA=files "
+        "DATA_DIR=... or DATA=binance"
+    )
