@@ -223,13 +223,14 @@ def wait_until_ready(
     daemon that died at start reads INACTIVE, not failed, so it waits out the timeout.
     ZenML's daemon keeps its own pid file; the waiting is :func:`infra.supervisor.wait_until`."""
     started = time.monotonic()
-    seen: list[int] = []
+    seen = False  # the daemon's pid was there once
 
     def running() -> bool:
         # the daemon writes its pid file within milliseconds of its start, and removes it
         # when it exits: no pid after that grace means it is gone already
+        nonlocal seen
         if service.status.pid is not None:
-            seen.append(service.status.pid)
+            seen = True
             return True
         return not seen and time.monotonic() - started < min(DAEMON_GRACE_S, timeout_s)
 

@@ -148,9 +148,15 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
         code = proc.started.poll() if proc is not None and proc.started is not None else None
         return _start_failure(cfg, code, _beside(cfg, ".log"), start)
 
-    answered: list[dict[str, Any]] = []
+    state: dict[str, Any] | None = None
+
+    def answers() -> bool:
+        nonlocal state
+        state = status(cfg)
+        return state is not None
+
     supervisor.wait_until(
-        lambda: bool((state := status(cfg)) is not None and answered.append(state) is None),
+        answers,
         running,
         timeout_s=timeout_s,
         poll_s=0.05,
@@ -158,7 +164,8 @@ def ensure_running(cfg: Settings, timeout_s: float = 60.0) -> dict[str, Any]:
         late=lambda t: f"the front door did not answer on {url(cfg)} within {t:.0f}s",
         error=RuntimeError,
     )
-    return answered[-1]
+    assert state is not None  # wait_until returned: it answered
+    return state
 
 
 def revive(cfg: Settings) -> dict[str, Any] | None:

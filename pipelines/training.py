@@ -60,12 +60,14 @@ def run_training(run: RunConfig) -> PipelineRunResponse | None:
     ``configs/stacks/kubernetes-run.yaml`` merged in (each fit step's pod gets
     ``scale.threads`` CPUs, at least 1)."""
     cfg = run.settings
-    options = run.options | run_options(cfg, TRAINING_PIPELINE)
+    tracking = run_options(cfg, TRAINING_PIPELINE)
     with contextlib.ExitStack() as stack:
         if orchestrator_flavor() == "kubernetes":
             steps = [s.step_id for s in shards(cfg)]
             path = stack.enter_context(
                 k8s.run_config_file(run.options, steps, max(1, cfg.scale.threads))
             )
-            options = {"config_path": str(path), **run_options(cfg, TRAINING_PIPELINE)}
+            options = {"config_path": str(path), **tracking}
+        else:
+            options = run.options | tracking
         return training.with_options(**options)(cfg=cfg)

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,13 @@ def wait_for(check, timeout_s: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def kept_alive_pid_writer(tmp_path: Path) -> tuple[Process, Path]:
+    """A kept-alive program that appends its pid to a file at each start, and the file."""
+    out = tmp_path / "pids"
+    code = f"import os, time; open({str(out)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(60)"
+    return spec(tmp_path, code, keep_alive=True), out
 
 
 def test_start_writes_the_log_and_the_pid_record_then_stop_removes_it(tmp_path):
@@ -121,12 +129,7 @@ def test_pid_records_are_written_atomically_with_extra_fields(tmp_path):
 
 
 def test_a_kept_alive_program_killed_is_started_again(tmp_path):
-    out = tmp_path / "pids"
-    proc = spec(
-        tmp_path,
-        f"import os, time; open({str(out)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(60)",
-        keep_alive=True,
-    )
+    proc, out = kept_alive_pid_writer(tmp_path)
     keeper = proc.start()
     try:
         wait_for(lambda: out.exists() and len(out.read_text().split()) == 1)
@@ -146,12 +149,7 @@ def test_a_kept_alive_program_killed_is_started_again(tmp_path):
 def test_a_killed_keeper_takes_its_program_with_it(tmp_path):
     """SIGKILL of the pid the record names (the keeper) ended it but left the front door
     answering, unnamed by any record, while `status` said it was not running."""
-    out = tmp_path / "pids"
-    proc = spec(
-        tmp_path,
-        f"import os, time; open({str(out)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(60)",
-        keep_alive=True,
-    )
+    proc, out = kept_alive_pid_writer(tmp_path)
     keeper = proc.start()
     try:
         wait_for(lambda: out.exists() and len(out.read_text().split()) == 1)
