@@ -9,6 +9,7 @@ Run with ``make monitor GRAN=hour``; its ZenML run options (never cached) are in
 from __future__ import annotations
 
 from zenml import pipeline
+from zenml.enums import ExecutionMode
 from zenml.models import PipelineRunResponse
 
 from cryptocast.config import LoadSection, Settings
@@ -19,7 +20,9 @@ from steps.data import load
 from steps.monitoring import check_drift, decide_retrain, score_live, split, trigger_training
 
 
-@pipeline(name=MONITORING_PIPELINE)
+# as the training pipeline: a failed step ends the run with its own exception (a user's
+# error stays one: one `error:` line, exit 2), not a generic "run failed"
+@pipeline(name=MONITORING_PIPELINE, execution_mode=ExecutionMode.FAIL_FAST)
 def monitoring(cfg: Settings, overrides: Overrides) -> None:
     """``cfg``: the granularity's validated settings; ``overrides``: the command line's,
     which a training run it triggers inherits."""

@@ -308,3 +308,16 @@ def test_a_missing_data_dir_is_said_before_any_pipeline_starts(tmp_path, command
         == f"error: data directory {tmp_path / 'nope'} does not exist (DATA_DIR=...)"
     )
     assert "Step `load`" not in proc.stdout
+
+
+def test_both_pipelines_end_a_failed_step_with_its_own_error():
+    """`make monitor` offline refused a synthetic-data run in its `split` step, but the
+    monitoring pipeline continued on failure: ZenML turned the user's error into "Pipeline
+    run has failed" and the command printed FAILED with exit 1 instead of `error:`, exit 2."""
+    from zenml.enums import ExecutionMode
+
+    from pipelines.monitoring import monitoring
+    from pipelines.training import training
+
+    for pipeline in (training, monitoring):
+        assert pipeline.configuration.execution_mode == ExecutionMode.FAIL_FAST, pipeline.name
